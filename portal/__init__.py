@@ -1,0 +1,63 @@
+"""The application factory: reads like a table of contents, does no I/O."""
+import logging
+import os
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from portal import cli, queueing, sandbox
+from portal.config import Config
+from portal.extensions import csrf, db, limiter, login_manager, migrate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=os.path.join(ROOT, "templates"),
+        static_folder=os.path.join(ROOT, "static"),
+        instance_path=os.path.join(ROOT, "instance"),
+    )
+    config = Config.from_env(app.instance_path)
+    for key, value in (overrides or {}).items():
+        setattr(config, key, value)
+    app.config.update(config.finalise())
+    app.json.sort_keys = False  # answers keep the documented field order
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if app.config["TRUSTED_PROXIES"]:
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    queueing.init_app(app)
+    sandbox.init_app(app)
+
+    from portal.api import checkout
+    from portal.web import auth, dashboard
+    from portal.webhooks import daraja as daraja_webhooks
+
+    for bp in (checkout.bp, daraja_webhooks.bp):
+        csrf.exempt(bp)  # authenticated by API key or callback token, not a session
+        app.register_blueprint(bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
+
+    cli.init_app(app)
+    return app
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record):
+    """WAL lets the live server, the worker and the tests read while one writes."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,0 +1,250 @@
+"""The checkout dialect (shared/seeds/000): STK push at /initiate_payment, transactions, health.
+
+Errors: {"error": ..., "details": [...field errors...]} for validation, else
+{"error": ..., "details": "..."}. Statuses: PENDING, SUCCESS, FAILED.
+"""
+import re
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+from pydantic import BaseModel, ValidationError, field_validator
+from sqlalchemy import text
+
+from portal.api.auth import authenticate
+from portal.extensions import db, limiter
+from portal.models import Payment, PaymentStatus
+from portal.services import idempotency, payments
+from portal.services.phones import InvalidPhone, normalise_safaricom
+from portal.timeutil import iso_z, utcnow
+
+bp = Blueprint("checkout", __name__)
+limiter.limit(lambda: current_app.config["CHECKOUT_RATE_LIMIT"])(bp)
+
+S = PaymentStatus
+STATUS_NAMES = {S.PENDING: "PENDING", S.PROCESSING: "PENDING", S.COMPLETED: "SUCCESS", S.FAILED: "FAILED",
+                S.CANCELLED: "FAILED", S.TIMEOUT: "FAILED", S.REVERSED: "FAILED"}
+STATUS_FILTER = {"PENDING": [S.PENDING, S.PROCESSING], "SUCCESS": [S.COMPLETED],
+                 "FAILED": [S.FAILED, S.CANCELLED, S.TIMEOUT, S.REVERSED]}
+MAX_AMOUNT = 70_000
+REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,11}$")
+
+
+def error(status: int, message: str, details: Any = None):
+    body = {"error": message}
+    if details is not None:
+        body["details"] = details
+    return jsonify(body), status
+
+
+def field_error(path: str, value, msg: str, location: str = "body") -> dict:
+    return {"type": "field", "value": value, "msg": msg, "path": path, "location": location}
+
+
+def validation_failed(details: list):
+    return error(400, "Validation failed", details)
+
+
+@bp.errorhandler(429)
+def _too_many(_exc):
+    return error(429, "Too many requests from this IP, please try again later.")
+
+
+@bp.before_request
+def _require_key():
+    if request.endpoint == "checkout.health":
+        return None
+    if not authenticate():
+        return error(401, "Unauthorized", "Missing or invalid API token")
+    return None
+
+
+class InitiatePayment(BaseModel):
+    phone: Any = None
+    amount: Any = None
+    account_reference: Any = "Payment"
+    transaction_desc: Any = "Payment for goods/services"
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v):
+        return normalise_safaricom(v)
+
+    @field_validator("amount")
+    @classmethod
+    def _amount(cls, v):
+        if v is None:
+            raise ValueError("Amount is required")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError("Amount must be a number")
+        if v != int(v):
+            raise ValueError("Amount must be a whole number of KES (M-Pesa takes no cents)")
+        if not 1 <= v <= MAX_AMOUNT:
+            raise ValueError(f"Amount must be between 1 and {MAX_AMOUNT:,} KES")
+        return int(v)
+
+    @field_validator("account_reference")
+    @classmethod
+    def _reference(cls, v):
+        if v is None:
+            return "Payment"
+        if not isinstance(v, str) or not REFERENCE.match(v):
+            raise ValueError("Account reference must be 1 to 12 letters, digits, spaces, dots, dashes "
+                             "or underscores (M-Pesa shows it on the customer's phone)")
+        return v
+
+    @field_validator("transaction_desc")
+    @classmethod
+    def _desc(cls, v):
+        if v is None:
+            return "Payment for goods/services"
+        if not isinstance(v, str) or not 1 <= len(v.strip()) <= 100:
+            raise ValueError("Transaction description must be text of 1 to 100 characters")
+        return v.strip()
+
+
+def pydantic_details(exc: ValidationError, raw: dict) -> list:
+    details = []
+    for err in exc.errors():
+        path = str(err["loc"][0]) if err["loc"] else ""
+        ctx_error = (err.get("ctx") or {}).get("error")
+        msg = str(ctx_error) if ctx_error else err["msg"]
+        details.append(field_error(path, raw.get(path), msg))
+    return details
+
+
+@bp.get("/health")
+def health():
+    try:
+        db.session.execute(text("SELECT 1"))
+        database, status, code = "connected", "healthy", 200
+    except Exception:  # any failure to reach the database is what this endpoint reports
+        db.session.rollback()
+        database, status, code = "disconnected", "unhealthy", 503
+    return jsonify(status=status, timestamp=iso_z(utcnow()), database=database), code
+
+
+@bp.post("/initiate_payment")
+@limiter.limit(lambda: current_app.config["CHECKOUT_INITIATE_RATE_LIMIT"], override_defaults=False)
+def initiate_payment():
+    raw = request.get_json(silent=True)
+    if not isinstance(raw, dict):
+        return validation_failed([field_error("", None, "Request body must be a JSON object")])
+    for name in ("phone", "amount"):
+        raw.setdefault(name, None)
+    try:
+        form = InitiatePayment(**{k: raw[k] for k in InitiatePayment.model_fields if k in raw})
+    except ValidationError as exc:
+        return validation_failed(pydantic_details(exc, raw))
+
+    key = request.headers.get("Idempotency-Key")
+    record = None
+    if key is not None:
+        if not key.strip() or len(key) > idempotency.MAX_KEY_LENGTH:
+            return validation_failed([field_error("Idempotency-Key", key, "Idempotency-Key must be 1 to 255 "
+                                                  "characters", location="headers")])
+        claim = idempotency.claim(g.merchant.id, "checkout", key, form.model_dump())
+        if claim.state == "replay":
+            response = jsonify(claim.record.response_body)
+            response.headers["Idempotent-Replayed"] = "true"
+            return response, claim.record.status_code
+        if claim.state == "mismatch":
+            return error(422, "Idempotency-Key reused", "This Idempotency-Key was first used with a different "
+                                                        "request body")
+        if claim.state == "in_progress":
+            return error(409, "Request in progress", "A request with this Idempotency-Key is still being processed")
+        record = claim.record
+
+    body, status = _initiate(form, key)
+    if record is not None:
+        idempotency.complete(record, status, body)
+    return jsonify(body), status
+
+
+def _initiate(form: InitiatePayment, key: str | None) -> tuple[dict, int]:
+    try:
+        payment = payments.initiate_stk_push(
+            g.merchant, phone=form.phone, amount=form.amount * 100, account_reference=form.account_reference,
+            description=form.transaction_desc, api="checkout", idempotency_key=key)
+    except payments.SubscriberBusy:
+        return {"error": "Duplicate transaction", "details": "This customer already has a payment prompt open. "
+                "Wait for it to finish (about a minute) and try again."}, 409
+    except payments.NotConfigured as exc:
+        return {"error": "M-Pesa is not configured", "details": str(exc)}, 503
+    except payments.ProviderRejected as exc:
+        return {"error": "M-Pesa rejected the request", "details": f"{exc.code}: {exc}"}, 502
+    except payments.ProviderUnavailable as exc:
+        return {"error": "M-Pesa is unavailable, please try again shortly", "details": str(exc)}, 503
+    except payments.OutcomeUnknown as exc:
+        return {"error": "M-Pesa did not answer in time",
+                "details": f"The outcome is unknown; payment {exc.payment.reference} settles when M-Pesa "
+                           "reports it. Do not retry with a new request."}, 504
+    return {"message": "Payment initiated successfully", "data": {
+        "checkout_request_id": payment.checkout_request_id,
+        "merchant_request_id": payment.merchant_request_id,
+        "customer_message": payment.customer_message,
+        "status": STATUS_NAMES[payment.status],
+    }}, 200
+
+
+def serialise(p: Payment) -> dict:
+    status = STATUS_NAMES[p.status]
+    message = "Success. Your payment has been received." if status == "SUCCESS" else p.customer_message
+    return {
+        "phone": p.phone,
+        "amount": p.amount_major,
+        "status": status,
+        "account_reference": p.account_reference,
+        "transaction_desc": p.description,
+        "created_at": iso_z(p.created_at),
+        "updated_at": iso_z(p.updated_at),
+        "checkout_request_id": p.checkout_request_id,
+        "merchant_request_id": p.merchant_request_id,
+        "transaction_id": p.receipt,
+        "transaction_date": p.transaction_date,
+        "result_code": int(p.result_code) if p.result_code and p.result_code.lstrip("-").isdigit() else p.result_code,
+        "result_desc": p.result_desc,
+        "customer_message": message,
+    }
+
+
+def _int_arg(name: str, default: int, low: int, high: int, details: list) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        details.append(field_error(name, raw, f"{name} must be a whole number from {low} to {high:,}", "query"))
+        return default
+    return int(raw)
+
+
+@bp.get("/transactions")
+def transactions():
+    details: list = []
+    query = Payment.for_merchant(g.merchant.id).filter(Payment.kind == "stk_push")
+    phone = request.args.get("phone")
+    if phone:
+        try:
+            query = query.filter(Payment.phone == normalise_safaricom(phone))
+        except InvalidPhone as exc:
+            details.append(field_error("phone", phone, str(exc), "query"))
+    status = request.args.get("status")
+    if status:
+        if status.upper() not in STATUS_FILTER:
+            details.append(field_error("status", status, "Status must be one of PENDING, SUCCESS, FAILED", "query"))
+        else:
+            query = query.filter(Payment.status.in_(STATUS_FILTER[status.upper()]))
+    limit = _int_arg("limit", 50, 1, 100, details)
+    skip = _int_arg("skip", 0, 0, 10_000_000, details)
+    if details:
+        return validation_failed(details)
+    total = query.count()
+    rows = query.order_by(Payment.created_at.desc(), Payment.id.desc()).offset(skip).limit(limit).all()
+    return jsonify(transactions=[serialise(p) for p in rows], count=len(rows), total=total)
+
+
+@bp.get("/transactions/<checkout_request_id>")
+def transaction(checkout_request_id: str):
+    payment = Payment.get_for_merchant(g.merchant.id, checkout_request_id=checkout_request_id)
+    if payment is None:
+        return error(404, "Transaction not found", f"No transaction with checkout_request_id {checkout_request_id}")
+    return jsonify(serialise(payment))

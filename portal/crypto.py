@@ -1,0 +1,28 @@
+"""Secrets at rest: a column type that stores Fernet ciphertext and hands back plaintext."""
+from cryptography.fernet import Fernet, InvalidToken
+from flask import current_app
+from sqlalchemy.types import Text, TypeDecorator
+
+
+def _fernet() -> Fernet:
+    return Fernet(current_app.config["ENCRYPTION_KEY"].encode())
+
+
+class EncryptedText(TypeDecorator):
+    """Text encrypted with the app's ENCRYPTION_KEY; None stays None."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        return _fernet().encrypt(value.encode()).decode()
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        try:
+            return _fernet().decrypt(value.encode()).decode()
+        except InvalidToken as exc:  # wrong ENCRYPTION_KEY: fail loudly, never return ciphertext
+            raise RuntimeError("cannot decrypt a stored secret: is ENCRYPTION_KEY the one it was stored with?") from exc

@@ -1,0 +1,83 @@
+"""Merchants, their portal users and API keys. Provider credentials are encrypted at rest."""
+import hashlib
+import secrets
+
+from flask_login import UserMixin
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from portal.crypto import EncryptedText
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+API_KEY_PREFIX = "mpk_"
+
+
+class Merchant(db.Model):
+    __tablename__ = "merchants"
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(120), nullable=False)
+    settings = db.Column(db.JSON, nullable=False, default=dict)
+    daraja_consumer_key = db.Column(EncryptedText)
+    daraja_consumer_secret = db.Column(EncryptedText)
+    daraja_shortcode = db.Column(db.String(12))
+    daraja_passkey = db.Column(EncryptedText)
+    daraja_transaction_type = db.Column(db.String(32), nullable=False, default="CustomerPayBillOnline")
+    daraja_party_b = db.Column(db.String(12))  # till number for buy-goods; paybill uses the shortcode
+    paystack_secret_key = db.Column(EncryptedText)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    @property
+    def has_daraja(self) -> bool:
+        return bool(self.daraja_consumer_key and self.daraja_consumer_secret
+                    and self.daraja_shortcode and self.daraja_passkey)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+    id = db.Column(db.Integer, primary_key=True)
+    merchant_id = db.Column(db.Integer, db.ForeignKey("merchants.id"), nullable=False, index=True)
+    email = db.Column(db.String(254), nullable=False, unique=True)
+    password_hash = db.Column(db.String(255), nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    merchant = db.relationship(Merchant)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKey(db.Model):
+    """Stored as a display prefix and the SHA-256 of the key: the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+    id = db.Column(db.Integer, primary_key=True)
+    merchant_id = db.Column(db.Integer, db.ForeignKey("merchants.id"), nullable=False, index=True)
+    name = db.Column(db.String(80), nullable=False)
+    prefix = db.Column(db.String(16), nullable=False)
+    key_hash = db.Column(db.String(64), nullable=False, unique=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    last_used_at = db.Column(db.DateTime)
+    revoked_at = db.Column(db.DateTime)
+    merchant = db.relationship(Merchant)
+
+    @staticmethod
+    def generate() -> str:
+        return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+    @classmethod
+    def issue(cls, merchant: Merchant, name: str, key: str | None = None) -> tuple["ApiKey", str]:
+        """Adds a key to the session; returns the row and the plaintext key (shown once)."""
+        key = key or cls.generate()
+        row = cls(merchant=merchant, name=name, prefix=key[:12], key_hash=hash_api_key(key))
+        db.session.add(row)
+        return row, key
+
+    @classmethod
+    def find_active(cls, key: str) -> "ApiKey | None":
+        return cls.query.filter_by(key_hash=hash_api_key(key), revoked_at=None).first()

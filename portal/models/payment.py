@@ -1,0 +1,136 @@
+"""The ledger: payments, their timelines, raw provider callbacks and idempotency records.
+
+Amounts are integers in minor units (cents); money is never a float.
+"""
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+
+class PaymentStatus:
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    REVERSED = "reversed"
+
+    # Statuses a payment may move *to*, each with the statuses it may move *from*.
+    # timeout and cancelled may still become completed: the customer's money wins.
+    ALLOWED_FROM = {
+        PROCESSING: {PENDING},
+        COMPLETED: {PROCESSING, TIMEOUT, CANCELLED},
+        FAILED: {PENDING, PROCESSING, TIMEOUT},
+        CANCELLED: {PROCESSING, TIMEOUT},
+        TIMEOUT: {PENDING, PROCESSING},
+        REVERSED: {COMPLETED},
+    }
+    FINAL = {COMPLETED, FAILED, CANCELLED, REVERSED}
+
+
+class Payment(db.Model):
+    __tablename__ = "payments"
+    __table_args__ = (
+        db.Index("ix_payments_merchant_created", "merchant_id", "created_at"),
+        db.Index("ix_payments_merchant_status", "merchant_id", "status"),
+        db.Index("ix_payments_merchant_phone", "merchant_id", "phone"),
+    )
+    id = db.Column(db.Integer, primary_key=True)
+    merchant_id = db.Column(db.Integer, db.ForeignKey("merchants.id"), nullable=False)
+    reference = db.Column(db.String(40), nullable=False, unique=True)
+    rail = db.Column(db.String(16), nullable=False)
+    kind = db.Column(db.String(16), nullable=False)
+    status = db.Column(db.String(16), nullable=False, default=PaymentStatus.PENDING)
+    amount = db.Column(db.BigInteger, nullable=False)
+    currency = db.Column(db.String(3), nullable=False, default="KES")
+    phone = db.Column(db.String(12))
+    email = db.Column(db.String(254))
+    account_reference = db.Column(db.String(64))
+    description = db.Column(db.String(255))
+    checkout_request_id = db.Column(db.String(64), unique=True)
+    merchant_request_id = db.Column(db.String(64))
+    conversation_id = db.Column(db.String(64), index=True)
+    provider_reference = db.Column(db.String(100), index=True)
+    receipt = db.Column(db.String(32), index=True)
+    result_code = db.Column(db.String(16))
+    result_desc = db.Column(db.Text)
+    customer_message = db.Column(db.String(255))
+    transaction_date = db.Column(db.String(14))
+    meta = db.Column("metadata", db.JSON, nullable=False, default=dict)
+    api = db.Column(db.String(16), nullable=False)
+    idempotency_key = db.Column(db.String(255))
+    retry_of_id = db.Column(db.Integer, db.ForeignKey("payments.id"))
+    last_queried_at = db.Column(db.DateTime)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    updated_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    completed_at = db.Column(db.DateTime)
+
+    events = db.relationship("PaymentEvent", order_by="PaymentEvent.id", lazy="select",
+                             back_populates="payment")
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in PaymentStatus.FINAL
+
+    @property
+    def amount_major(self) -> int | float:
+        """The amount in whole currency units, as an int when it has no cents."""
+        whole, cents = divmod(self.amount, 100)
+        return whole if cents == 0 else self.amount / 100
+
+    @classmethod
+    def for_merchant(cls, merchant_id: int):
+        return cls.query.filter(cls.merchant_id == merchant_id)
+
+    @classmethod
+    def get_for_merchant(cls, merchant_id: int, **filters) -> "Payment | None":
+        return cls.for_merchant(merchant_id).filter_by(**filters).first()
+
+
+class PaymentEvent(db.Model):
+    __tablename__ = "payment_events"
+    id = db.Column(db.Integer, primary_key=True)
+    payment_id = db.Column(db.Integer, db.ForeignKey("payments.id"), nullable=False, index=True)
+    from_status = db.Column(db.String(16))
+    to_status = db.Column(db.String(16), nullable=False)
+    source = db.Column(db.String(16), nullable=False)
+    detail = db.Column(db.Text)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    payment = db.relationship(Payment, back_populates="events")
+
+
+class Callback(db.Model):
+    """Every inbound provider request, stored raw before it is interpreted."""
+
+    __tablename__ = "callbacks"
+    id = db.Column(db.Integer, primary_key=True)
+    provider = db.Column(db.String(16), nullable=False)
+    kind = db.Column(db.String(32), nullable=False)
+    path = db.Column(db.String(255), nullable=False)
+    body = db.Column(db.Text, nullable=False)
+    headers = db.Column(db.JSON, nullable=False, default=dict)
+    query_string = db.Column(db.Text)
+    source_ip = db.Column(db.String(64))
+    token_valid = db.Column(db.Boolean, nullable=False, default=False)
+    provider_id = db.Column(db.String(64), index=True)  # CheckoutRequestID, TransID, ...
+    merchant_id = db.Column(db.Integer, db.ForeignKey("merchants.id"), index=True)
+    payment_id = db.Column(db.Integer, db.ForeignKey("payments.id"), index=True)
+    outcome = db.Column(db.String(16), nullable=False, default="received")
+    outcome_detail = db.Column(db.Text)
+    received_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    processed_at = db.Column(db.DateTime)
+
+
+class IdempotencyRecord(db.Model):
+    """The first answer to a request carrying an Idempotency-Key, replayed to its repeats."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (db.UniqueConstraint("merchant_id", "api", "key", name="uq_idempotency_merchant_api_key"),)
+    id = db.Column(db.Integer, primary_key=True)
+    merchant_id = db.Column(db.Integer, db.ForeignKey("merchants.id"), nullable=False)
+    api = db.Column(db.String(16), nullable=False)
+    key = db.Column(db.String(255), nullable=False)
+    request_hash = db.Column(db.String(64), nullable=False)
+    status_code = db.Column(db.Integer)  # None while the first request is still running
+    response_body = db.Column(db.JSON)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)

@@ -1,0 +1,54 @@
+"""State of the provider simulators: apps and tokens, and STK prompts on virtual phones."""
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+
+class SandboxApp(db.Model):
+    """A Daraja app: consumer key and secret that the simulator's OAuth accepts."""
+
+    __tablename__ = "sandbox_apps"
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(80), nullable=False)
+    consumer_key = db.Column(db.String(64), nullable=False, unique=True)
+    consumer_secret = db.Column(db.String(64), nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class SandboxToken(db.Model):
+    __tablename__ = "sandbox_tokens"
+    id = db.Column(db.Integer, primary_key=True)
+    app_id = db.Column(db.Integer, db.ForeignKey("sandbox_apps.id"), nullable=False, index=True)
+    token = db.Column(db.String(64), nullable=False, unique=True)
+    expires_at = db.Column(db.DateTime, nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class SandboxStkRequest(db.Model):
+    """One STK prompt. `open_phone` holds the phone while the prompt is open: its unique
+    index is the subscriber lock, so two concurrent pushes cannot both open a prompt."""
+
+    __tablename__ = "sandbox_stk_requests"
+    id = db.Column(db.Integer, primary_key=True)
+    checkout_request_id = db.Column(db.String(64), nullable=False, unique=True)
+    merchant_request_id = db.Column(db.String(64), nullable=False)
+    shortcode = db.Column(db.String(12), nullable=False)
+    phone = db.Column(db.String(12), nullable=False, index=True)
+    open_phone = db.Column(db.String(12), unique=True)
+    amount = db.Column(db.Integer, nullable=False)
+    account_reference = db.Column(db.String(64))
+    description = db.Column(db.String(64))
+    callback_url = db.Column(db.Text, nullable=False)
+    planned_code = db.Column(db.Integer, nullable=False)
+    send_callback = db.Column(db.Boolean, nullable=False, default=True)
+    resolve_at = db.Column(db.DateTime, nullable=False)
+    result_code = db.Column(db.Integer)
+    result_desc = db.Column(db.String(255))
+    receipt = db.Column(db.String(16))
+    resolved_at = db.Column(db.DateTime)
+    callbacks_sent = db.Column(db.Integer, nullable=False, default=0)
+    last_delivery = db.Column(db.String(255))
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

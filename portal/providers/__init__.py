@@ -1,0 +1,1 @@
+"""Outbound HTTP clients for the providers; base URLs come from config."""

@@ -1,0 +1,12 @@
+"""Provider simulators, mounted under /sandbox when SANDBOX is on."""
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    if not app.config["SANDBOX"]:
+        return
+    from portal.extensions import csrf
+    from portal.sandbox import daraja
+
+    csrf.exempt(daraja.bp)  # Daraja's API: bearer tokens, not sessions
+    app.register_blueprint(daraja.bp)

@@ -1,0 +1,1 @@
+"""Domain services: they decide. No flask.request, no JSON shapes, no templates."""

@@ -1,0 +1,61 @@
+"""Merchant provisioning: merchants with a portal login, API keys, sandbox credentials."""
+import hashlib
+import hmac
+
+from flask import current_app
+
+from portal.extensions import db
+from portal.models import ApiKey, Merchant, User
+from portal.sandbox.stk import PUBLIC_PASSKEY, PUBLIC_SHORTCODE, create_app_credentials
+
+
+class MerchantExists(ValueError):
+    pass
+
+
+def create_merchant(name: str, email: str, password: str, *, sandbox_credentials: bool | None = None) -> Merchant:
+    """Creates a merchant and its first portal user. With sandbox credentials (the default
+    when SANDBOX is on) it gets a Daraja app in the simulator and the public test shortcode."""
+    email = email.strip().lower()
+    if User.query.filter_by(email=email).first():
+        raise MerchantExists(f"a user with email {email} already exists")
+    merchant = Merchant(name=name, settings={})
+    db.session.add(merchant)
+    user = User(merchant=merchant, email=email)
+    user.set_password(password)
+    db.session.add(user)
+    if sandbox_credentials if sandbox_credentials is not None else current_app.config["SANDBOX"]:
+        app = create_app_credentials(f"{name} (sandbox)")
+        merchant.daraja_consumer_key, merchant.daraja_consumer_secret = app.consumer_key, app.consumer_secret
+        merchant.daraja_shortcode, merchant.daraja_passkey = PUBLIC_SHORTCODE, PUBLIC_PASSKEY
+    db.session.commit()
+    return merchant
+
+
+def demo_secret(label: str, length: int = 24) -> str:
+    """A stable secret for the demo accounts, derived from SECRET_KEY, so seed-demo can be
+    re-run and print the same login and key without storing them in clear."""
+    digest = hmac.new(current_app.config["SECRET_KEY"].encode(), f"demo:{label}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:length]
+
+
+DEMO_ACCOUNTS = {
+    "merchant": ("Demo Shop", "demo@example.com"),
+    "other_merchant": ("Other Shop", "other@example.com"),
+}
+
+
+def seed_demo() -> dict:
+    """Creates the demo merchants once; re-running returns the same credentials."""
+    out = {}
+    for label, (name, email) in DEMO_ACCOUNTS.items():
+        password = demo_secret(f"{label}:password", 16)
+        api_key = "mpk_demo_" + demo_secret(f"{label}:api-key", 40)
+        user = User.query.filter_by(email=email).first()
+        merchant = user.merchant if user else create_merchant(name, email, password)
+        if ApiKey.find_active(api_key) is None:
+            ApiKey.issue(merchant, "Demo key", key=api_key)
+            db.session.commit()
+        out[label] = {"id": merchant.id, "name": merchant.name, "email": email, "password": password,
+                      "api_key": api_key}
+    return out

@@ -1,0 +1,36 @@
+"""Kenyan phone numbers: parse what people type, answer the 2547XXXXXXXX / 2541XXXXXXXX form."""
+import re
+
+import phonenumbers
+
+# Safaricom's mobile ranges (shared/reference/daraja.md §9.6). Portability makes a prefix
+# only a hint, but Daraja itself refuses numbers outside them.
+SAFARICOM = re.compile(r"^254(7(?:[0-2]\d|9\d|4[0-35689]|5[7-9]|6[89])|11[0-5])\d{6}$")
+
+
+class InvalidPhone(ValueError):
+    """The message is meant for the person who typed the number."""
+
+
+def normalise_safaricom(raw) -> str:
+    """Accepts 2547.., +2547.., 07.., 01.. (spaces and dashes allowed); returns 254XXXXXXXXX."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise InvalidPhone("Phone number is required")
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise InvalidPhone("Phone number must be a string of digits")
+    text = re.sub(r"[\s\-()]", "", str(raw))
+    if not re.fullmatch(r"\+?\d+", text):
+        raise InvalidPhone("Phone number must contain digits only")
+    if not (text.startswith(("254", "+254")) or (text.startswith("0") and len(text) == 10)):
+        raise InvalidPhone("Phone number must start with 254")
+    try:
+        parsed = phonenumbers.parse(text if not text.startswith("254") else "+" + text, "KE")
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone("Phone number must be 12 digits in the format 254XXXXXXXXX") from None
+    national = str(parsed.national_number)
+    msisdn = "254" + national
+    if parsed.country_code != 254 or len(msisdn) != 12:
+        raise InvalidPhone("Phone number must be 12 digits in the format 254XXXXXXXXX")
+    if not SAFARICOM.match(msisdn):
+        raise InvalidPhone("Phone number must be a valid Safaricom number (07XX or 01XX)")
+    return msisdn

@@ -1,0 +1,18 @@
+"""Time helpers: the database stores naive UTC; APIs print ISO 8601 with milliseconds and Z."""
+from datetime import UTC, datetime, timedelta, timezone
+
+EAT = timezone(timedelta(hours=3))  # Daraja's timestamps are East Africa Time
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def iso_z(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def daraja_timestamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).astimezone(EAT).strftime("%Y%m%d%H%M%S")

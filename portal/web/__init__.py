@@ -1,0 +1,1 @@
+"""Portal pages and htmx partials, one module per area."""

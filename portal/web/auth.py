@@ -1,0 +1,68 @@
+"""Sign-in and sign-out (flask-login, CSRF-protected form, throttled)."""
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Email, Length
+
+from portal.extensions import db, limiter, login_manager
+from portal.models import User
+from portal.web.htmx import hx_redirect, is_htmx
+
+bp = Blueprint("auth", __name__)
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please sign in to continue."
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+@login_manager.unauthorized_handler
+def unauthorized():
+    target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+    if is_htmx():  # an expired session must not paint the login page into a fragment
+        response = hx_redirect(target)
+        response.status_code = 401
+        return response
+    return redirect(target)
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only our own paths: no scheme, no host, no protocol-relative or backslash tricks."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("dashboard.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = User.query.filter_by(email=form.email.data.strip().lower()).first()
+        if user is not None and user.check_password(form.password.data):
+            login_user(user)
+            return redirect(safe_next(request.args.get("next")) or url_for("dashboard.index"))
+        form.password.errors.append("Wrong email or password.")
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    flash("You are signed out.")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,173 @@
+"""Fixtures in flaskr's shape: one app from create_app() with its schema from the real
+migrations, a live server and the in-process worker (the same RQ jobs, over real Redis),
+tables truncated and the Redis test db flushed between tests."""
+import os
+import re
+import tempfile
+import threading
+import time
+
+import pytest
+import requests
+from flask_migrate import upgrade
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from portal import create_app
+from portal.extensions import db, limiter
+from portal.queueing import BackgroundWorker
+from portal.services.merchants import seed_demo
+
+DB_ENV = os.environ.get("TEST_DATABASE_URL", "sqlite")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+_tmp = tempfile.mkdtemp(prefix="portal-tests-")
+DATABASE_URL = f"sqlite:///{_tmp}/test.db" if DB_ENV == "sqlite" else DB_ENV
+
+TEST_CONFIG = {
+    "SQLALCHEMY_DATABASE_URI": DATABASE_URL,
+    "REDIS_URL": REDIS_URL,
+    "SECRET_KEY": "test-secret-key",
+    "ENCRYPTION_KEY": "",
+    "SANDBOX": True,
+    "SANDBOX_CALLBACK_DELAY": 0.3,
+    "RATELIMIT_ENABLED": True,  # initialised, then switched off below; limit tests switch it on
+    "SWEEP_INTERVAL": 3600.0,  # tests about the sweeper shorten it
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def _reset_schema(app) -> None:
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            db.session.commit()
+        upgrade()
+
+
+@pytest.fixture(scope="session")
+def app():
+    app = create_app(dict(TEST_CONFIG))
+    limiter.enabled = False
+    _reset_schema(app)
+    return app
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["PUBLIC_BASE_URL"] = url
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def worker(app, live_server):
+    worker = BackgroundWorker(app).start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean(app, worker):
+    """Every test starts from empty tables, an empty Redis db and the session's config."""
+    worker.pause()
+    saved = dict(app.config)
+    with app.app_context():
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                db.session.execute(text(f"DELETE FROM {table}"))
+        db.session.commit()
+        app.extensions["redis"].flushdb()
+    worker.resume()
+    yield
+    worker.pause()
+    app.config.clear()
+    app.config.update(saved)
+    limiter.enabled = False
+    worker.resume()
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+@pytest.fixture
+def accounts(app):
+    with app.app_context():
+        return seed_demo()
+
+
+class Api:
+    """A requests session against the live server with a merchant's bearer key."""
+
+    def __init__(self, base: str, key: str | None):
+        self.base = base
+        self.http = requests.Session()
+        if key:
+            self.http.headers["Authorization"] = f"Bearer {key}"
+
+    def get(self, path, **kw):
+        return self.http.get(self.base + path, timeout=30, **kw)
+
+    def post(self, path, **kw):
+        return self.http.post(self.base + path, timeout=30, **kw)
+
+
+@pytest.fixture
+def api(live_server, accounts):
+    return Api(live_server, accounts["merchant"]["api_key"])
+
+
+@pytest.fixture
+def other_api(live_server, accounts):
+    return Api(live_server, accounts["other_merchant"]["api_key"])
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def wait_for(predicate, timeout: float = 15.0, every: float = 0.1, what: str = "condition"):
+    """Polls until predicate() is truthy and returns its value; fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class AuthActions:
+    """Signs in through the real form, CSRF token and all."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def csrf_token(self, path="/login") -> str:
+        page = self.client.get(path).get_data(as_text=True)
+        return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+    def login(self, email, password):
+        token = self.csrf_token()
+        return self.client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
