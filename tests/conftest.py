@@ -161,7 +161,7 @@ class AuthActions:
 
     def csrf_token(self, path="/login") -> str:
         page = self.client.get(path).get_data(as_text=True)
-        return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
 
     def login(self, email, password):
         token = self.csrf_token()

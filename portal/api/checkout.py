@@ -18,7 +18,8 @@ from portal.services.phones import InvalidPhone, normalise_safaricom
 from portal.timeutil import iso_z, utcnow
 
 bp = Blueprint("checkout", __name__)
-limiter.limit(lambda: current_app.config["CHECKOUT_RATE_LIMIT"])(bp)
+# One budget per IP shared by every route of the document, as it says.
+limiter.shared_limit(lambda: current_app.config["CHECKOUT_RATE_LIMIT"], scope="checkout")(bp)
 
 S = PaymentStatus
 STATUS_NAMES = {S.PENDING: "PENDING", S.PROCESSING: "PENDING", S.COMPLETED: "SUCCESS", S.FAILED: "FAILED",

@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email, Length
 
@@ -58,6 +59,17 @@ def login():
         form.password.errors.append("Wrong email or password.")
     status = 422 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status
+
+
+@bp.app_errorhandler(CSRFError)
+def csrf_failed(_exc):
+    """A stale or missing CSRF token: say so in words, and offer the form again."""
+    if request.endpoint == "auth.login":
+        form = LoginForm(formdata=None)
+        form.csrf_token.errors = ["missing"]
+        return render_template("auth/login.html", form=form), 400
+    flash("That form had expired, so nothing was changed. Please try again.")
+    return redirect(url_for("dashboard.index") if current_user.is_authenticated else url_for("auth.login")), 303
 
 
 @bp.post("/logout")

@@ -1,0 +1,589 @@
+"""The Daraja simulator over real HTTP: OAuth, STK push, the callbacks it delivers and the STK
+query, checked against the real Daraja's documented shapes (shared/reference/daraja.md)."""
+import base64
+import re
+import threading
+import time
+from datetime import datetime, timedelta
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from portal.extensions import db
+from portal.models import Merchant, SandboxToken
+from portal.providers.daraja import stk_password
+from portal.sandbox.stk import PUBLIC_PASSKEY
+from portal.timeutil import EAT, daraja_timestamp, utcnow
+from tests.conftest import wait_for
+
+SHORTCODE = "174379"
+PHONE = "254708374149"
+MISSING = object()  # an override that removes the field from the body
+ENVELOPE = {"requestId", "errorCode", "errorMessage"}
+ACCEPTED = "Success. Request accepted for processing"
+LOCKED = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
+
+
+def basic(key: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+
+
+class Sim:
+    """Talks to the simulator the way a Daraja integration would, with one merchant's app."""
+
+    def __init__(self, live_server: str, key: str, secret: str):
+        self.base = live_server + "/sandbox/daraja"
+        self.key, self.secret = key, secret
+        self.sink = live_server + "/sandbox-tests/nowhere"
+        self._token = None
+
+    def oauth(self, authorization: str | None = MISSING, grant_type="client_credentials") -> requests.Response:
+        headers = {} if authorization is None else {
+            "Authorization": basic(self.key, self.secret) if authorization is MISSING else authorization}
+        params = {} if grant_type is None else {"grant_type": grant_type}
+        return requests.get(self.base + "/oauth/v1/generate", params=params, headers=headers, timeout=10)
+
+    def token(self) -> str:
+        if self._token is None:
+            answer = self.oauth()
+            assert answer.status_code == 200, answer.text
+            self._token = answer.json()["access_token"]
+        return self._token
+
+    def post(self, path: str, body=None, authorization=MISSING, **kw) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if authorization is MISSING:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        elif authorization is not None:
+            headers["Authorization"] = authorization
+        if body is not None:
+            kw["json"] = body
+        return requests.post(self.base + path, headers=headers, timeout=10, **kw)
+
+    def push_body(self, phone: str = PHONE, **overrides) -> dict:
+        timestamp = overrides.get("Timestamp", daraja_timestamp())
+        shortcode = overrides.get("BusinessShortCode", SHORTCODE)
+        body = {
+            "BusinessShortCode": shortcode,
+            "Password": stk_password(str(shortcode), PUBLIC_PASSKEY, str(timestamp)),
+            "Timestamp": timestamp,
+            "TransactionType": "CustomerPayBillOnline",
+            "Amount": 1,
+            "PartyA": phone,
+            "PartyB": SHORTCODE,
+            "PhoneNumber": phone,
+            "CallBackURL": self.sink,
+            "AccountReference": "Order123",
+            "TransactionDesc": "Payment",
+        }
+        body.update(overrides)
+        return {k: v for k, v in body.items() if v is not MISSING}
+
+    def push(self, phone: str = PHONE, **overrides) -> requests.Response:
+        return self.post("/mpesa/stkpush/v1/processrequest", self.push_body(phone, **overrides))
+
+    def accepted(self, phone: str = PHONE, **overrides) -> dict:
+        answer = self.push(phone, **overrides)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def query_body(self, checkout_id, **overrides) -> dict:
+        timestamp = overrides.get("Timestamp", daraja_timestamp())
+        body = {"BusinessShortCode": SHORTCODE, "Password": stk_password(SHORTCODE, PUBLIC_PASSKEY, timestamp),
+                "Timestamp": timestamp, "CheckoutRequestID": checkout_id}
+        body.update(overrides)
+        return {k: v for k, v in body.items() if v is not MISSING}
+
+    def query(self, checkout_id, **overrides) -> requests.Response:
+        return self.post("/mpesa/stkpushquery/v1/query", self.query_body(checkout_id, **overrides))
+
+    def final_query(self, checkout_id, timeout: float = 10.0) -> dict:
+        def answered():
+            answer = self.query(checkout_id)
+            return answer.json() if answer.status_code == 200 else None
+
+        return wait_for(answered, timeout=timeout, what=f"the query for {checkout_id} to be final")
+
+
+def merchant_credentials(app, accounts, label="merchant") -> tuple[str, str]:
+    with app.app_context():
+        merchant = db.session.get(Merchant, accounts[label]["id"])
+        return merchant.daraja_consumer_key, merchant.daraja_consumer_secret
+
+
+@pytest.fixture
+def sim(app, accounts, live_server) -> Sim:
+    return Sim(live_server, *merchant_credentials(app, accounts))
+
+
+class Receiver:
+    """A merchant's callback endpoint: a real HTTP server recording what it is sent."""
+
+    def __init__(self):
+        self.received: list[dict] = []  # {"at": monotonic, "content_type": ..., "body": ..., "path": ...}
+        self._lock = threading.Lock()
+        self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/mpesa/callback"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _wsgi(self, environ, start_response):
+        request = Request(environ)
+        record = {"at": time.monotonic(), "content_type": request.content_type, "path": request.path,
+                  "body": request.get_json(silent=True)}
+        with self._lock:
+            self.received.append(record)
+        answer = Response('{"ResultCode": 0, "ResultDesc": "Accepted"}', content_type="application/json")
+        return answer(environ, start_response)
+
+    def bodies(self, checkout_id: str | None = None) -> list[dict]:
+        with self._lock:
+            bodies = [r["body"] for r in self.received]
+        if checkout_id is None:
+            return bodies
+        return [b for b in bodies if b["Body"]["stkCallback"]["CheckoutRequestID"] == checkout_id]
+
+    def wait(self, count: int = 1, checkout_id: str | None = None, timeout: float = 10.0) -> list[dict]:
+        wait_for(lambda: len(self.bodies(checkout_id)) >= count, timeout=timeout,
+                 what=f"{count} callback(s) for {checkout_id or 'any prompt'}")
+        return self.bodies(checkout_id)
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    receiver.thread.start()
+    yield receiver
+    receiver.server.shutdown()
+
+
+def metadata(stk_callback: dict) -> dict:
+    """CallbackMetadata items by Name (the position is not part of the contract)."""
+    items = stk_callback["CallbackMetadata"]["Item"]
+    by_name = {item["Name"]: item for item in items}
+    assert len(by_name) == len(items), f"duplicate item names in {items}"
+    return by_name
+
+
+def assert_envelope(answer: requests.Response, status: int, code: str, message: str) -> dict:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["Content-Type"].startswith("application/json"), answer.text
+    body = answer.json()
+    assert set(body) == ENVELOPE
+    assert body["errorCode"] == code
+    assert body["errorMessage"] == message
+    assert isinstance(body["requestId"], str) and body["requestId"]
+    return body
+
+
+# -- OAuth -----------------------------------------------------------------------------------
+def test_oauth_issues_a_28_character_token_that_lasts_3599_seconds_as_a_string(sim):
+    answer = sim.oauth()
+    assert answer.status_code == 200
+    body = answer.json()
+    assert set(body) == {"access_token", "expires_in"}
+    assert body["expires_in"] == "3599"  # a string on the wire, as Daraja sends it
+    assert re.fullmatch(r"[A-Za-z0-9]{28}", body["access_token"])
+
+    again = sim.oauth().json()["access_token"]
+    assert again != body["access_token"]
+    for token in (body["access_token"], again):  # both work on the business API
+        answer = sim.post("/mpesa/stkpushquery/v1/query", sim.query_body("ws_CO_unknown"),
+                          authorization=f"Bearer {token}")
+        assert answer.json()["errorMessage"] == "Bad Request - Invalid CheckoutRequestID"
+
+
+@pytest.mark.parametrize("grant_type", [None, "", "password", "CLIENT_CREDENTIALS"])
+def test_oauth_with_a_wrong_grant_type_is_refused(sim, grant_type):
+    assert_envelope(sim.oauth(grant_type=grant_type), 400, "400.008.02", "Invalid grant type passed")
+
+
+@pytest.mark.parametrize("authorization", [
+    None,
+    "",
+    "Bearer abc",
+    "Basic",
+    "Basic garbage",
+    "Basic !!!!",
+    "Basic é",  # a latin-1 byte in the header: still just bad authentication
+    "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode(),
+    "Basic " + base64.b64encode(b"no-colon-at-all").decode(),
+    "wrong secret",
+    "unknown key",
+    "non-ascii secret",
+])
+def test_oauth_with_missing_or_bad_basic_credentials_is_refused(sim, authorization):
+    authorization = {
+        "wrong secret": basic(sim.key, sim.secret + "x"),
+        "unknown key": basic("x" + sim.key, sim.secret),
+        "non-ascii secret": basic(sim.key, "sécret"),
+    }.get(authorization, authorization)
+    assert_envelope(sim.oauth(authorization), 400, "400.008.01", "Invalid Authentication passed")
+
+
+def test_oauth_credentials_of_one_app_do_not_work_with_another_apps_secret(app, accounts, live_server):
+    key, _secret = merchant_credentials(app, accounts, "merchant")
+    _key, other_secret = merchant_credentials(app, accounts, "other_merchant")
+    mixed = Sim(live_server, key, other_secret)
+    assert_envelope(mixed.oauth(), 400, "400.008.01", "Invalid Authentication passed")
+    with app.app_context():
+        assert SandboxToken.query.count() == 0
+
+
+# -- STK push: the acknowledgement and its refusals --------------------------------------------
+@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer ", "Bearer nonsense", "Token", "basic"])
+def test_push_without_a_valid_access_token_is_refused(sim, authorization):
+    authorization = basic(sim.key, sim.secret) if authorization == "basic" else authorization
+    answer = sim.post("/mpesa/stkpush/v1/processrequest", sim.push_body(), authorization=authorization)
+    assert_envelope(answer, 404, "404.001.03", "Invalid Access Token")
+
+
+def test_an_expired_access_token_is_refused(app, sim):
+    token = sim.token()
+    assert sim.push().status_code == 200
+    with app.app_context():
+        SandboxToken.query.filter_by(token=token).update({"expires_at": utcnow() - timedelta(seconds=1)})
+        db.session.commit()
+    assert_envelope(sim.push(phone="254700000001"), 404, "404.001.03", "Invalid Access Token")
+    assert_envelope(sim.query("ws_CO_x"), 404, "404.001.03", "Invalid Access Token")
+
+
+def test_a_valid_push_is_acknowledged_like_daraja(sim):
+    answer = sim.push(phone="254712345678")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert list(body) == ["MerchantRequestID", "CheckoutRequestID", "ResponseCode", "ResponseDescription",
+                          "CustomerMessage"]
+    assert body["ResponseCode"] == "0"
+    assert body["ResponseDescription"] == body["CustomerMessage"] == ACCEPTED
+    # ws_CO_ + DDMMYYYYHHmmss + 3 ms digits + the 9-digit national number
+    match = re.fullmatch(r"ws_CO_(\d{14})\d{3}712345678", body["CheckoutRequestID"])
+    assert match, body["CheckoutRequestID"]
+    stamped = datetime.strptime(match.group(1), "%d%m%Y%H%M%S").replace(tzinfo=EAT)
+    assert abs(stamped - datetime.now(EAT)) < timedelta(minutes=1)  # East Africa Time
+    assert re.fullmatch(r"[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\d{4,7}", body["MerchantRequestID"])
+
+    other = sim.accepted(phone="254712345679")
+    assert other["CheckoutRequestID"] != body["CheckoutRequestID"]
+    assert other["MerchantRequestID"] != body["MerchantRequestID"]
+
+
+@pytest.mark.parametrize("overrides", [
+    {"Amount": "1"},
+    {"Amount": 250_000},
+    {"Amount": 10.0},
+    {"BusinessShortCode": int(SHORTCODE), "PartyB": int(SHORTCODE)},
+    {"PartyA": int(PHONE), "PhoneNumber": int(PHONE)},
+    {"TransactionType": "CustomerBuyGoodsOnline"},
+    {"TransactionDesc": MISSING},  # the only optional field
+    {"AccountReference": "A" * 12, "TransactionDesc": "D" * 13},
+    {"CallBackURL": "https://example.com/mpesa/callback?ref=1&token=abc"},
+])
+def test_push_accepts_what_daraja_accepts(sim, overrides):
+    assert sim.accepted(**overrides)["ResponseCode"] == "0"
+
+
+@pytest.mark.parametrize("field,value", [
+    ("Amount", 0),
+    ("Amount", -5),
+    ("Amount", 1.5),
+    ("Amount", "1.5"),
+    ("Amount", "abc"),
+    ("Amount", ""),
+    ("Amount", None),
+    ("Amount", True),
+    ("Amount", 250_001),
+    ("Amount", "nan"),
+    ("Amount", "inf"),
+    ("Amount", MISSING),
+    ("PhoneNumber", "0708374149"),
+    ("PhoneNumber", "+254708374149"),
+    ("PhoneNumber", "25470837414"),
+    ("PhoneNumber", "2547083741490"),
+    ("PhoneNumber", "255708374149"),
+    ("PhoneNumber", "254 708374149"),
+    ("PhoneNumber", "254708374149\n"),
+    ("PhoneNumber", MISSING),
+    ("PartyA", "0708374149"),
+    ("PartyB", "abc"),
+    ("CallBackURL", "https://example.com/mpesa callback"),
+    ("CallBackURL", " https://example.com/mpesa/callback"),
+    ("CallBackURL", "https://example.com/mpesa/callback\n"),
+    ("CallBackURL", "example.com/mpesa/callback"),
+    ("CallBackURL", "ftp://example.com/callback"),
+    ("CallBackURL", MISSING),
+    ("AccountReference", "A" * 13),
+    ("AccountReference", ""),
+    ("AccountReference", MISSING),
+    ("TransactionDesc", "D" * 14),
+    ("TransactionType", "CustomerPayBill"),
+    ("BusinessShortCode", "abc"),
+    ("BusinessShortCode", MISSING),
+    ("Timestamp", "2024-01-01 12:00:00"),
+    ("Timestamp", "20241301120000"),
+    ("Timestamp", "abc"),
+    ("Timestamp", "20241112233"),  # 11 digits: not YYYYMMDDHHmmss, even with a matching Password
+    ("Timestamp", MISSING),
+    ("Password", ""),
+    ("Password", MISSING),
+])
+def test_each_invalid_field_is_named_in_a_bad_request(sim, field, value):
+    answer = sim.push(**{field: value})
+    assert_envelope(answer, 400, "400.002.02", f"Bad Request - Invalid {field}")
+    # nothing was opened: the same subscriber can be prompted right away
+    assert sim.accepted()["ResponseCode"] == "0"
+
+
+def test_push_for_an_unknown_shortcode_is_merchant_does_not_exist(sim):
+    answer = sim.push(BusinessShortCode="600000", PartyB="600000")
+    assert_envelope(answer, 500, "500.001.1001", "Merchant does not exist")
+
+
+@pytest.mark.parametrize("password", ["other timestamp", "other passkey", "garbage", "non-ascii"])
+def test_push_with_a_wrong_password_is_wrong_credentials(sim, password):
+    timestamp = daraja_timestamp()
+    earlier = daraja_timestamp(datetime.now(EAT) - timedelta(seconds=5))
+    password = {
+        "other timestamp": stk_password(SHORTCODE, PUBLIC_PASSKEY, earlier),
+        "other passkey": stk_password(SHORTCODE, "0" * 64, timestamp),
+        "garbage": "bm90IGEgcGFzc3dvcmQ=",
+        "non-ascii": "pässwörd",
+    }[password]
+    answer = sim.push(Timestamp=timestamp, Password=password)
+    assert_envelope(answer, 500, "500.001.1001", "Wrong credentials")
+    assert sim.accepted()["ResponseCode"] == "0"  # and no prompt was left open
+
+
+def test_second_push_to_a_subscriber_with_an_open_prompt_cannot_lock_them(app, sim):
+    app.config["SANDBOX_CALLBACK_DELAY"] = 30
+    first = sim.accepted(phone="254711223344")
+    answer = sim.push(phone="254711223344", Amount=5)
+    assert_envelope(answer, 500, "500.001.1001", LOCKED)
+    assert sim.accepted(phone="254711223345")["ResponseCode"] == "0"  # other subscribers are free
+    # the refused push did not disturb the open one
+    assert_envelope(sim.query(first["CheckoutRequestID"]), 500, "500.001.1001", "The transaction is being processed")
+
+
+def test_subscriber_can_be_prompted_again_once_the_prompt_is_answered(sim, receiver):
+    first = sim.accepted(phone="254711223344", CallBackURL=receiver.url)
+    receiver.wait(1, first["CheckoutRequestID"])
+    second = sim.accepted(phone="254711223344", CallBackURL=receiver.url)
+    assert second["CheckoutRequestID"] != first["CheckoutRequestID"]
+    receiver.wait(1, second["CheckoutRequestID"])
+
+
+def test_a_prompt_whose_time_is_up_is_over_even_when_its_job_runs_late(app, sim, receiver, worker):
+    app.config["SANDBOX_CALLBACK_DELAY"] = 0.2
+    worker.pause()  # the job that would close the prompt does not run on time
+    try:
+        first = sim.accepted(phone="254722000111", CallBackURL=receiver.url, Amount=7)
+        time.sleep(0.5)
+        second = sim.accepted(phone="254722000111", CallBackURL=receiver.url, Amount=8)  # not locked out
+        final = sim.query(first["CheckoutRequestID"])
+        assert final.status_code == 200, final.text
+        assert final.json()["ResultCode"] == "0"
+        assert receiver.bodies() == []
+    finally:
+        worker.resume()
+    receiver.wait(1, first["CheckoutRequestID"])
+    receiver.wait(1, second["CheckoutRequestID"])
+    time.sleep(0.5)
+    assert len(receiver.bodies(first["CheckoutRequestID"])) == 1  # still delivered, and only once
+    [callback] = receiver.bodies(first["CheckoutRequestID"])
+    assert callback["Body"]["stkCallback"]["ResultCode"] == 0
+    assert metadata(callback["Body"]["stkCallback"])["Amount"]["Value"] == 7.0
+
+
+@pytest.mark.parametrize("data,content_type", [
+    ("not json", "application/json"),
+    ("not json", "text/plain"),
+    ("BusinessShortCode=174379&Amount=1", "application/x-www-form-urlencoded"),
+    ("[1, 2, 3]", "application/json"),
+    ('"a string"', "application/json"),
+    ("", "application/json"),
+])
+def test_a_body_that_is_not_a_json_object_is_an_invalid_payload(sim, data, content_type):
+    for path in ("/mpesa/stkpush/v1/processrequest", "/mpesa/stkpushquery/v1/query"):
+        answer = sim.post(path, data=data, headers={"Content-Type": content_type})
+        assert_envelope(answer, 400, "400.002.05", "Invalid Request Payload")
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/mpesa/stkpush/v1/processrequest"),
+    ("PUT", "/mpesa/stkpush/v1/processrequest"),
+    ("GET", "/mpesa/stkpushquery/v1/query"),
+    ("POST", "/oauth/v1/generate"),
+])
+def test_a_wrong_method_is_405_in_darajas_envelope(sim, method, path):
+    answer = requests.request(method, sim.base + path, headers={"Authorization": f"Bearer {sim.token()}"},
+                              timeout=10)
+    assert_envelope(answer, 405, "405.001", f"{method} Method Not Allowed")
+
+
+# -- callbacks -------------------------------------------------------------------------------
+def receipt_prefix(day: datetime) -> str:
+    """Year (N=2019), month (A=Jan) and day (1-9, then A=10) letters of a receipt (reference §3.3)."""
+    year = chr(ord("N") + day.year - 2019)
+    month = chr(ord("A") + day.month - 1)
+    return year + month + (str(day.day) if day.day < 10 else chr(ord("A") + day.day - 10))
+
+
+def test_success_callback_is_delivered_after_the_delay_in_darajas_shape(app, sim, receiver):
+    app.config["SANDBOX_CALLBACK_DELAY"] = 0.5
+    sent = time.monotonic()
+    ack = sim.accepted(phone="254712345678", Amount=150, CallBackURL=receiver.url)
+    assert receiver.bodies() == []  # not before the customer could have answered
+    [body] = receiver.wait(1)
+    record = receiver.received[0]
+    assert record["at"] - sent >= 0.5
+    assert record["path"] == "/mpesa/callback"
+    assert record["content_type"].startswith("application/json")
+
+    assert list(body) == ["Body"] and list(body["Body"]) == ["stkCallback"]
+    stk = body["Body"]["stkCallback"]
+    assert set(stk) == {"MerchantRequestID", "CheckoutRequestID", "ResultCode", "ResultDesc", "CallbackMetadata"}
+    assert stk["MerchantRequestID"] == ack["MerchantRequestID"]
+    assert stk["CheckoutRequestID"] == ack["CheckoutRequestID"]
+    assert stk["ResultCode"] == 0 and isinstance(stk["ResultCode"], int)
+    assert stk["ResultDesc"] == "The service request is processed successfully."
+
+    items = metadata(stk)
+    assert set(items) == {"Amount", "MpesaReceiptNumber", "Balance", "TransactionDate", "PhoneNumber"}
+    assert items["Amount"]["Value"] == 150.0 and isinstance(items["Amount"]["Value"], float)
+    receipt = items["MpesaReceiptNumber"]["Value"]
+    assert re.fullmatch(r"[A-Z0-9]{10}", receipt)
+    assert items["Balance"] == {"Name": "Balance"}  # no Value at all
+    date = items["TransactionDate"]["Value"]
+    assert isinstance(date, int) and re.fullmatch(r"\d{14}", str(date))
+    paid_at = datetime.strptime(str(date), "%Y%m%d%H%M%S").replace(tzinfo=EAT)
+    assert abs(paid_at - datetime.now(EAT)) < timedelta(minutes=1)  # East Africa Time
+    assert receipt.startswith(receipt_prefix(paid_at))
+    assert items["PhoneNumber"]["Value"] == 254712345678 and isinstance(items["PhoneNumber"]["Value"], int)
+
+    final = sim.final_query(ack["CheckoutRequestID"])
+    assert final["ResultCode"] == "0"
+    assert final["ResultDesc"] == stk["ResultDesc"]
+
+
+@pytest.mark.parametrize("phone,code,desc", [
+    ("254712341032", 1032, "Request cancelled by user"),
+    ("254712341037", 1037, "DS timeout user cannot be reached"),
+    ("254712342001", 2001, "The initiator information is invalid."),
+])
+def test_failure_callback_has_its_result_code_and_no_metadata(sim, receiver, phone, code, desc):
+    ack = sim.accepted(phone=phone, Amount=100, CallBackURL=receiver.url)
+    [body] = receiver.wait(1)
+    assert body == {"Body": {"stkCallback": {
+        "MerchantRequestID": ack["MerchantRequestID"], "CheckoutRequestID": ack["CheckoutRequestID"],
+        "ResultCode": code, "ResultDesc": desc}}}
+
+
+@pytest.mark.parametrize("balance,amount,code", [
+    (None, 1000, 0),
+    (None, 1001, 1),
+    (None, 250_000, 1),
+    (50, 50, 0),
+    (50, 51, 1),
+])
+def test_an_amount_above_the_sandbox_balance_fails_with_result_code_1(app, sim, receiver, balance, amount, code):
+    if balance is not None:
+        app.config["SANDBOX_BALANCE"] = balance
+    else:
+        assert app.config["SANDBOX_BALANCE"] == 1000
+    ack = sim.accepted(Amount=amount, CallBackURL=receiver.url)
+    [body] = receiver.wait(1)
+    stk = body["Body"]["stkCallback"]
+    assert stk["ResultCode"] == code
+    if code == 1:
+        assert stk["ResultDesc"] == "The balance is insufficient for the transaction."
+        assert "CallbackMetadata" not in stk
+    else:
+        assert metadata(stk)["Amount"]["Value"] == float(amount)
+    assert sim.final_query(ack["CheckoutRequestID"])["ResultCode"] == str(code)
+
+
+def test_a_phone_ending_9999_pays_but_its_callback_is_lost(app, sim, receiver):
+    app.config["SANDBOX_CALLBACK_DELAY"] = 0.3
+    ack = sim.accepted(phone="254712349999", CallBackURL=receiver.url)
+    control = sim.accepted(phone="254712340000", CallBackURL=receiver.url)
+    receiver.wait(1, control["CheckoutRequestID"])  # the same delay has passed for both
+    time.sleep(0.7)
+    assert receiver.bodies(ack["CheckoutRequestID"]) == []
+    final = sim.query(ack["CheckoutRequestID"])
+    assert final.status_code == 200
+    assert final.json()["ResultCode"] == "0"
+    assert final.json()["ResultDesc"] == "The service request is processed successfully."
+    assert len(receiver.bodies()) == 1
+
+
+def test_callback_copies_deliver_identical_duplicates(app, sim, receiver):
+    app.config["SANDBOX_CALLBACK_COPIES"] = 3
+    sim.accepted(phone="254712345678", Amount=20, CallBackURL=receiver.url)
+    bodies = receiver.wait(3)
+    time.sleep(0.5)
+    assert len(receiver.bodies()) == 3
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert bodies[0]["Body"]["stkCallback"]["ResultCode"] == 0
+
+
+def test_callback_to_an_unreachable_url_does_not_stop_the_prompt_resolving(app, sim):
+    sim.sink = "http://127.0.0.1:9/mpesa/callback"  # nothing listens there
+    ack = sim.accepted(phone="254712341032")
+    assert sim.final_query(ack["CheckoutRequestID"])["ResultCode"] == "1032"
+    assert sim.accepted(phone="254712341032")["ResponseCode"] == "0"
+
+
+# -- STK query -------------------------------------------------------------------------------
+def test_query_while_the_prompt_is_open_is_being_processed(app, sim):
+    app.config["SANDBOX_CALLBACK_DELAY"] = 30
+    ack = sim.accepted()
+    body = assert_envelope(sim.query(ack["CheckoutRequestID"]), 500, "500.001.1001",
+                           "The transaction is being processed")
+    assert body["requestId"] == ack["CheckoutRequestID"]
+    again = sim.query(ack["CheckoutRequestID"])  # still open: asking does not close it
+    assert again.status_code == 500
+    assert again.json()["errorMessage"] == "The transaction is being processed"
+
+
+@pytest.mark.parametrize("phone,code,desc", [
+    ("254712341032", "1032", "Request cancelled by user"),
+    ("254712341037", "1037", "DS timeout user cannot be reached"),
+    ("254708374149", "0", "The service request is processed successfully."),
+])
+def test_query_after_resolution_answers_in_strings_with_darajas_spelling(sim, phone, code, desc):
+    ack = sim.accepted(phone=phone)
+    body = sim.final_query(ack["CheckoutRequestID"])
+    assert body == {
+        "ResponseCode": "0",
+        "ResponseDescription": "The service request has been accepted successsfully",
+        "MerchantRequestID": ack["MerchantRequestID"],
+        "CheckoutRequestID": ack["CheckoutRequestID"],
+        "ResultCode": code,
+        "ResultDesc": desc,
+    }
+    assert all(isinstance(value, str) for value in body.values())
+    assert sim.query(ack["CheckoutRequestID"]).json() == body  # asking again gives the same answer
+
+
+@pytest.mark.parametrize("checkout_id", ["ws_CO_01012024120000000708374149", "", None, MISSING])
+def test_query_for_an_unknown_checkout_request_is_a_bad_request(sim, checkout_id):
+    body = sim.query_body(checkout_id)
+    answer = sim.post("/mpesa/stkpushquery/v1/query", body)
+    assert_envelope(answer, 400, "400.002.02", "Bad Request - Invalid CheckoutRequestID")
+
+
+def test_query_checks_the_access_token_and_credentials(app, sim):
+    app.config["SANDBOX_CALLBACK_DELAY"] = 30
+    ack = sim.accepted()
+    checkout_id = ack["CheckoutRequestID"]
+    answer = sim.post("/mpesa/stkpushquery/v1/query", sim.query_body(checkout_id), authorization="Bearer nope")
+    assert_envelope(answer, 404, "404.001.03", "Invalid Access Token")
+    earlier = daraja_timestamp(datetime.now(EAT) - timedelta(seconds=5))
+    wrong = stk_password(SHORTCODE, PUBLIC_PASSKEY, earlier)
+    assert_envelope(sim.query(checkout_id, Password=wrong), 500, "500.001.1001", "Wrong credentials")
+    assert_envelope(sim.query(checkout_id, BusinessShortCode="600000",
+                              Password=stk_password("600000", PUBLIC_PASSKEY, earlier), Timestamp=earlier),
+                    500, "500.001.1001", "Merchant does not exist")
+    assert_envelope(sim.query(checkout_id, Timestamp="yesterday"), 400, "400.002.02",
+                    "Bad Request - Invalid Timestamp")

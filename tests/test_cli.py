@@ -1,0 +1,40 @@
+"""The flask commands a developer or operator runs."""
+import json
+
+from portal.extensions import db
+from portal.models import ApiKey, Merchant, User
+
+
+def test_seed_demo_is_idempotent_and_prints_json(runner, app):
+    first = runner.invoke(args=["seed-demo", "--json"])
+    second = runner.invoke(args=["seed-demo", "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output) == json.loads(second.output)
+    data = json.loads(first.output)
+    for label in ("merchant", "other_merchant"):
+        assert {"email", "password", "api_key"} <= set(data[label])
+    with app.app_context():
+        assert Merchant.query.count() == 2 and User.query.count() == 2 and ApiKey.query.count() == 2
+        user = User.query.filter_by(email=data["merchant"]["email"]).one()
+        assert user.check_password(data["merchant"]["password"])
+        assert ApiKey.find_active(data["merchant"]["api_key"]).merchant_id == user.merchant_id
+
+
+def test_merchant_and_api_key_creation(runner, app, live_server):
+    import requests
+
+    made = runner.invoke(args=["merchant", "create", "--name", "Mama Mboga", "--email", "Mama@Example.com",
+                               "--password", "s3cret-pass"])
+    assert made.exit_code == 0, made.output
+    again = runner.invoke(args=["merchant", "create", "--name", "X", "--email", "mama@example.com",
+                                "--password", "s3cret-pass"])
+    assert again.exit_code != 0 and "already exists" in again.output
+    key = runner.invoke(args=["apikey", "create", "--email", "mama@example.com"]).output.strip()
+    assert key.startswith("mpk_")
+    answer = requests.get(live_server + "/transactions", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert answer.status_code == 200
+    with app.app_context():
+        merchant = db.session.query(Merchant).filter_by(name="Mama Mboga").one()
+        assert merchant.has_daraja  # sandbox credentials by default while SANDBOX is on
+    missing = runner.invoke(args=["apikey", "create", "--email", "nobody@example.com"])
+    assert missing.exit_code != 0
