@@ -58,7 +58,7 @@ def test_sweeper_times_out_payments_silent_for_thirty_minutes(ctx, app, accounts
     young = make_payment(accounts["merchant"]["id"], n=2, created_at=utcnow() - timedelta(minutes=5),
                          checkout_request_id="ws_CO_young")
     app.config["SWEEP_QUERY_AFTER"] = 3600  # only the give-up rule is under test here
-    assert sweep() == {"timed_out": 1, "queried": 0}
+    assert sweep() == {"timed_out": 1, "queried": 0, "callbacks_read": 0}
     db.session.refresh(old)
     db.session.refresh(young)
     assert (old.status, young.status) == (S.TIMEOUT, S.PROCESSING)
@@ -75,3 +75,23 @@ def test_sweeper_asks_about_silent_payments_once_per_interval(ctx, app, accounts
     assert sweep()["queried"] == 0  # asked a moment ago
     db.session.refresh(p)
     assert p.last_queried_at is not None
+
+
+def test_sweeper_reads_callbacks_that_were_stored_but_never_interpreted(ctx, app, accounts):
+    import json
+
+    from portal.models import Callback
+    from portal.services.payments import callback_token
+
+    p = make_payment(accounts["merchant"]["id"], checkout_request_id="ws_CO_stored")
+    body = {"Body": {"stkCallback": {"MerchantRequestID": "1", "CheckoutRequestID": "ws_CO_stored",
+                                     "ResultCode": 1032, "ResultDesc": "Request cancelled by user"}}}
+    db.session.add(Callback(provider="daraja", kind="stk", path="/callback", body=json.dumps(body), headers={},
+                            query_string=f"ref={p.reference}&token={callback_token(p.reference)}",
+                            received_at=utcnow() - timedelta(minutes=2)))
+    db.session.commit()
+    assert sweep()["callbacks_read"] == 1
+    db.session.refresh(p)
+    assert p.status == S.CANCELLED
+    assert Callback.query.one().outcome == "applied"
+    assert sweep()["callbacks_read"] == 0
