@@ -27,7 +27,7 @@ STATUS_NAMES = {S.PENDING: "PENDING", S.PROCESSING: "PENDING", S.COMPLETED: "SUC
 STATUS_FILTER = {"PENDING": [S.PENDING, S.PROCESSING], "SUCCESS": [S.COMPLETED],
                  "FAILED": [S.FAILED, S.CANCELLED, S.TIMEOUT, S.REVERSED]}
 MAX_AMOUNT = 70_000
-REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,11}$")
+REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,11}")
 
 
 def error(status: int, message: str, details: Any = None):
@@ -88,7 +88,7 @@ class InitiatePayment(BaseModel):
     def _reference(cls, v):
         if v is None:
             return "Payment"
-        if not isinstance(v, str) or not REFERENCE.match(v):
+        if not isinstance(v, str) or not REFERENCE.fullmatch(v):
             raise ValueError("Account reference must be 1 to 12 letters, digits, spaces, dots, dashes "
                              "or underscores (M-Pesa shows it on the customer's phone)")
         return v

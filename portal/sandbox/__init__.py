@@ -10,3 +10,5 @@ def init_app(app: Flask) -> None:
 
     csrf.exempt(daraja.bp)  # Daraja's API: bearer tokens, not sessions
     app.register_blueprint(daraja.bp)
+    # A wrong method fails before a blueprint is matched, so its handler lives on the app.
+    app.register_error_handler(405, daraja.wrong_method)

@@ -12,8 +12,10 @@ def _sim_error(exc: SimError):
     return jsonify(requestId=exc.request_id, errorCode=exc.code, errorMessage=exc.message), exc.status
 
 
-@bp.errorhandler(405)
-def _wrong_method(_exc):
+def wrong_method(exc):
+    """Daraja's envelope for a wrong method on its paths; Flask's own answer elsewhere."""
+    if not request.path.startswith(bp.url_prefix + "/"):
+        return exc
     return jsonify(requestId=stk._request_id(), errorCode="405.001",
                    errorMessage=f"{request.method} Method Not Allowed"), 405
 

@@ -6,10 +6,12 @@ callbacks are delivered over real HTTP, from a job, after SANDBOX_CALLBACK_DELAY
 import base64
 import binascii
 import logging
+import math
 import random
 import re
 import secrets
 import string
+import time
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -69,11 +71,11 @@ def issue_token(authorization: str | None) -> SandboxToken:
     if not authorization or not authorization.startswith("Basic "):
         raise SimError(400, "400.008.01", "Invalid Authentication passed")
     try:
-        key, _, secret = base64.b64decode(authorization[6:].strip()).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+        key, _, secret = base64.b64decode(authorization[6:].strip(), validate=True).decode().partition(":")
+    except (binascii.Error, ValueError):  # not base64, not ASCII, not UTF-8
         raise SimError(400, "400.008.01", "Invalid Authentication passed") from None
     app = SandboxApp.query.filter_by(consumer_key=key).first()
-    if app is None or not secrets.compare_digest(app.consumer_secret, secret):
+    if app is None or not secrets.compare_digest(app.consumer_secret.encode(), secret.encode()):
         raise SimError(400, "400.008.01", "Invalid Authentication passed")
     token = SandboxToken(app_id=app.id, token="".join(random.choices(string.ascii_letters + string.digits, k=28)),
                          expires_at=utcnow() + timedelta(seconds=TOKEN_LIFETIME))
@@ -92,10 +94,12 @@ def check_bearer(authorization: str | None) -> None:
 # -- validation shared by push and query -----------------------------------------------
 def check_credentials(body: dict) -> str:
     shortcode = str(body.get("BusinessShortCode", ""))
-    if not re.fullmatch(r"\d{5,7}", shortcode):
+    if not re.fullmatch(r"[0-9]{5,7}", shortcode):
         raise invalid("BusinessShortCode")
     timestamp = str(body.get("Timestamp", ""))
     try:
+        if not re.fullmatch(r"[0-9]{14}", timestamp):  # strptime alone accepts unpadded fields
+            raise ValueError(timestamp)
         datetime.strptime(timestamp, "%Y%m%d%H%M%S")
     except ValueError:
         raise invalid("Timestamp") from None
@@ -105,7 +109,7 @@ def check_credentials(body: dict) -> str:
     if passkey is None:
         raise SimError(500, "500.001.1001", "Merchant does not exist")
     expected = base64.b64encode(f"{shortcode}{passkey}{timestamp}".encode()).decode()
-    if not secrets.compare_digest(expected, body["Password"]):
+    if not secrets.compare_digest(expected.encode(), body["Password"].encode()):
         raise SimError(500, "500.001.1001", "Wrong credentials")
     return shortcode
 
@@ -117,12 +121,12 @@ def _whole_amount(value) -> int:
         number = float(value)
     except (TypeError, ValueError):
         raise invalid("Amount") from None
-    if number != int(number) or not 1 <= number <= 250_000:
+    if not math.isfinite(number) or number != int(number) or not 1 <= number <= 250_000:
         raise invalid("Amount")
     return int(number)
 
 
-MSISDN = re.compile(r"^254\d{9}$")
+MSISDN = re.compile(r"254[0-9]{9}")
 
 
 def validate_push(body: dict) -> dict:
@@ -131,12 +135,12 @@ def validate_push(body: dict) -> dict:
         raise invalid("TransactionType")
     amount = _whole_amount(body.get("Amount"))
     for field in ("PartyA", "PhoneNumber"):
-        if not MSISDN.match(str(body.get(field, ""))):
+        if not MSISDN.fullmatch(str(body.get(field, ""))):
             raise invalid(field)
-    if not re.fullmatch(r"\d{5,7}", str(body.get("PartyB", ""))):
+    if not re.fullmatch(r"[0-9]{5,7}", str(body.get("PartyB", ""))):
         raise invalid("PartyB")
     url = body.get("CallBackURL")
-    if not isinstance(url, str) or not re.match(r"^https?://\S+$", url):
+    if not isinstance(url, str) or not re.fullmatch(r"https?://\S+", url):
         raise invalid("CallBackURL")
     reference = body.get("AccountReference")
     if not isinstance(reference, str) or not 1 <= len(reference) <= 12:
@@ -219,6 +223,9 @@ def resolve_and_call_back(request_id: int) -> str:
     req = db.session.get(SandboxStkRequest, request_id)
     if req is None:
         return "gone"
+    early = (req.resolve_at - utcnow()).total_seconds()
+    if req.is_open and early > 0:  # RQ's scheduler works to the whole second; never answer early
+        time.sleep(min(early, 2.0))
     resolve(req)
     if not req.send_callback or req.callbacks_sent:
         return "no callback"

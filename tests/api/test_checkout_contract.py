@@ -174,3 +174,9 @@ def test_all_routes_share_a_hundred_per_fifteen_minutes(app, api, limits_on):
     codes = [api.get("/transactions").status_code for _ in range(101)]
     assert codes.count(200) == 100 and codes[-1] == 429
     assert api.get("/health").status_code == 429
+
+
+@pytest.mark.parametrize("reference", ["Order123\n", "", "x" * 13, "-leading", "Ordér"])
+def test_account_reference_must_fit_on_the_prompt(api, reference):
+    found = details(initiate(api, account_reference=reference))
+    assert found["account_reference"]["msg"].startswith("Account reference must be 1 to 12")
