@@ -40,14 +40,14 @@ def create_app(overrides: dict | None = None) -> Flask:
     sandbox.init_app(app)
 
     from portal.api import checkout
-    from portal.web import auth, dashboard
+    from portal.web import auth, dashboard, keys, payments, settings
     from portal.webhooks import daraja as daraja_webhooks
 
     for bp in (checkout.bp, daraja_webhooks.bp):
         csrf.exempt(bp)  # authenticated by API key or callback token, not a session
         app.register_blueprint(bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(dashboard.bp)
+    for bp in (auth.bp, dashboard.bp, payments.bp, keys.bp, settings.bp):
+        app.register_blueprint(bp)
 
     cli.init_app(app)
     return app

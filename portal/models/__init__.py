@@ -1,9 +1,9 @@
 """Models: one module per aggregate. Importing this package registers every table."""
 from portal.models.merchant import ApiKey, Merchant, User
 from portal.models.payment import Callback, IdempotencyRecord, Payment, PaymentEvent, PaymentStatus
-from portal.models.sandbox import SandboxApp, SandboxStkRequest, SandboxToken
+from portal.models.sandbox import SandboxApp, SandboxSms, SandboxStkRequest, SandboxToken
 
 __all__ = [
     "ApiKey", "Callback", "IdempotencyRecord", "Merchant", "Payment", "PaymentEvent",
-    "PaymentStatus", "SandboxApp", "SandboxStkRequest", "SandboxToken", "User",
+    "PaymentStatus", "SandboxApp", "SandboxSms", "SandboxStkRequest", "SandboxToken", "User",
 ]

@@ -38,6 +38,8 @@ class SandboxStkRequest(db.Model):
     account_reference = db.Column(db.String(64))
     description = db.Column(db.String(64))
     callback_url = db.Column(db.Text, nullable=False)
+    business_name = db.Column(db.String(120))  # shown on the prompt: "Pay KES 100 to DEMO SHOP?"
+    interactive = db.Column(db.Boolean, nullable=False, default=False, server_default=db.false())
     planned_code = db.Column(db.Integer, nullable=False)
     send_callback = db.Column(db.Boolean, nullable=False, default=True)
     resolve_at = db.Column(db.DateTime, nullable=False)
@@ -52,3 +54,14 @@ class SandboxStkRequest(db.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+class SandboxSms(db.Model):
+    """A text message delivered to a virtual phone (the Africa's Talking simulator's outbox)."""
+
+    __tablename__ = "sandbox_sms"
+    id = db.Column(db.Integer, primary_key=True)
+    to = db.Column(db.String(16), nullable=False, index=True)
+    sender = db.Column(db.String(32), nullable=False)
+    message = db.Column(db.Text, nullable=False)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
