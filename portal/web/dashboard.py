@@ -1,16 +1,44 @@
-"""The dashboard: the merchant's latest payments (the full portal grows from here)."""
+"""The dashboard: today's and this week's figures, 14 days of volume, the latest payments live."""
 from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 
 from portal.models import Payment
+from portal.services import stats
 
 bp = Blueprint("dashboard", __name__)
-LATEST = 50
+LATEST = 10
+CHART_W, CHART_H, CHART_PAD = 560, 160, 24
+
+
+def chart_bars(days: list[stats.Day]) -> list[dict]:
+    """Bar geometry for the server-rendered SVG chart (the tallest day fills the height)."""
+    top = max((d.volume for d in days), default=0) or 1
+    slot = CHART_W / len(days)
+    bars = []
+    for i, d in enumerate(days):
+        height = round((CHART_H - CHART_PAD) * d.volume / top, 1)
+        bars.append({"x": round(i * slot + slot * 0.15, 1), "width": round(slot * 0.7, 1),
+                     "y": round(CHART_H - CHART_PAD - height, 1), "height": height,
+                     "label": d.day.strftime("%d"), "title": f"{d.day:%a %d %b}: KES {d.volume / 100:,.2f} "
+                                                              f"from {d.count} payment{'s' if d.count != 1 else ''}"})
+    return bars
+
+
+def _latest():
+    return (Payment.for_merchant(current_user.merchant_id)
+            .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(LATEST).all())
 
 
 @bp.get("/")
 @login_required
 def index():
-    payments = (Payment.for_merchant(current_user.merchant_id)
-                .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(LATEST).all())
-    return render_template("dashboard/index.html", payments=payments)
+    overview = stats.overview(current_user.merchant_id)
+    return render_template("dashboard/index.html", latest=_latest(), bars=chart_bars(overview["days"]),
+                           chart={"w": CHART_W, "h": CHART_H, "pad": CHART_PAD}, **overview)
+
+
+@bp.get("/dashboard/latest")
+@login_required
+def latest():
+    """Polled by the dashboard: new payments appear and open ones settle, without a reload."""
+    return render_template("dashboard/_latest.html", latest=_latest())
