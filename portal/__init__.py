@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from portal import cli, queueing, sandbox
 from portal.config import Config
 from portal.extensions import csrf, db, limiter, login_manager, migrate
+from portal.timeutil import nairobi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,6 +27,7 @@ def create_app(overrides: dict | None = None) -> Flask:
         setattr(config, key, value)
     app.config.update(config.finalise())
     app.json.sort_keys = False  # answers keep the documented field order
+    app.add_template_filter(nairobi)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]

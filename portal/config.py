@@ -51,6 +51,8 @@ class Config:
     SANDBOX: bool = True
     # Seconds the sandbox waits before answering a prompt with a callback.
     SANDBOX_CALLBACK_DELAY: float = 2.0
+    # Seconds an interactive prompt on an open virtual phone waits before it times out (1037).
+    SANDBOX_PROMPT_TIMEOUT: float = 60.0
     # Sandbox M-Pesa balance in KES: larger STK amounts fail with ResultCode 1.
     SANDBOX_BALANCE: int = 1000
     # How many times the sandbox delivers each callback (fault switch: duplicates).
@@ -100,7 +102,7 @@ class Config:
             TRUSTED_PROXIES=int(env("TRUSTED_PROXIES", "0")),
             LOG_LEVEL=env("LOG_LEVEL", "INFO"),
         )
-        for name in ("SANDBOX_CALLBACK_DELAY", "SWEEP_INTERVAL", "SWEEP_QUERY_AFTER",
+        for name in ("SANDBOX_CALLBACK_DELAY", "SANDBOX_PROMPT_TIMEOUT", "SWEEP_INTERVAL", "SWEEP_QUERY_AFTER",
                      "SWEEP_QUERY_EVERY", "SWEEP_TIMEOUT_AFTER", "DARAJA_TIMEOUT"):
             if env(name):
                 setattr(cfg, name, float(env(name)))

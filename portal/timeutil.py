@@ -16,3 +16,10 @@ def iso_z(value: datetime | None) -> str | None:
 
 def daraja_timestamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).astimezone(EAT).strftime("%Y%m%d%H%M%S")
+
+
+def nairobi(value: datetime | None, fmt: str = "%d %b %H:%M:%S") -> str:
+    """A naive-UTC database time shown as Nairobi wall-clock time (the portal's clock)."""
+    if value is None:
+        return ""
+    return value.replace(tzinfo=UTC).astimezone(EAT).strftime(fmt)

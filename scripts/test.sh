@@ -30,6 +30,18 @@ else
   export TEST_REDIS_URL=""
 fi
 
+# The browser tests drive Debian's Chromium (never a browser download).
+CHROMIUM=${CHROMIUM_PATH:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    echo "installing Debian's chromium for the browser tests" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core) >/dev/null \
+      || { echo "could not install chromium" >&2; exit 1; }
+  else
+    echo "the browser tests need Chromium at $CHROMIUM (Debian: apt-get install chromium)" >&2; exit 1
+  fi
+fi
+
 status=0
 echo "== SQLite =="
 TEST_DATABASE_URL=sqlite "$PY" -m pytest "$@" || status=1

@@ -2,6 +2,7 @@
 import hashlib
 import secrets
 
+from flask import abort
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -10,6 +11,26 @@ from portal.extensions import db
 from portal.timeutil import utcnow
 
 API_KEY_PREFIX = "mpk_"
+
+
+class MerchantScoped:
+    """The one tenancy guard: merchant data is always reached through its merchant."""
+
+    @classmethod
+    def for_merchant(cls, merchant_id: int):
+        return cls.query.filter(cls.merchant_id == merchant_id)
+
+    @classmethod
+    def get_for_merchant(cls, merchant_id: int, **filters):
+        return cls.for_merchant(merchant_id).filter_by(**filters).first()
+
+    @classmethod
+    def get_for_merchant_or_404(cls, merchant_id: int, ident: int):
+        """Another merchant's row answers exactly like a missing one."""
+        row = cls.for_merchant(merchant_id).filter(cls.id == ident).first()
+        if row is None:
+            abort(404)
+        return row
 
 
 class Merchant(db.Model):
@@ -52,7 +73,7 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-class ApiKey(db.Model):
+class ApiKey(MerchantScoped, db.Model):
     """Stored as a display prefix and the SHA-256 of the key: the key itself is shown once."""
 
     __tablename__ = "api_keys"

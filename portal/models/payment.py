@@ -3,6 +3,7 @@
 Amounts are integers in minor units (cents); money is never a float.
 """
 from portal.extensions import db
+from portal.models.merchant import MerchantScoped
 from portal.timeutil import utcnow
 
 
@@ -28,7 +29,7 @@ class PaymentStatus:
     FINAL = {COMPLETED, FAILED, CANCELLED, REVERSED}
 
 
-class Payment(db.Model):
+class Payment(MerchantScoped, db.Model):
     __tablename__ = "payments"
     __table_args__ = (
         db.Index("ix_payments_merchant_created", "merchant_id", "created_at"),
@@ -77,14 +78,6 @@ class Payment(db.Model):
         """The amount in whole currency units, as an int when it has no cents."""
         whole, cents = divmod(self.amount, 100)
         return whole if cents == 0 else self.amount / 100
-
-    @classmethod
-    def for_merchant(cls, merchant_id: int):
-        return cls.query.filter(cls.merchant_id == merchant_id)
-
-    @classmethod
-    def get_for_merchant(cls, merchant_id: int, **filters) -> "Payment | None":
-        return cls.for_merchant(merchant_id).filter_by(**filters).first()
 
 
 class PaymentEvent(db.Model):

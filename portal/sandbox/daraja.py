@@ -37,8 +37,8 @@ def oauth():
 
 @bp.post("/mpesa/stkpush/v1/processrequest")
 def stk_push():
-    stk.check_bearer(request.headers.get("Authorization"))
-    req = stk.push(_json_body())
+    app = stk.check_bearer(request.headers.get("Authorization"))
+    req = stk.push(_json_body(), app)
     message = "Success. Request accepted for processing"
     return jsonify(MerchantRequestID=req.merchant_request_id, CheckoutRequestID=req.checkout_request_id,
                    ResponseCode="0", ResponseDescription=message, CustomerMessage=message)

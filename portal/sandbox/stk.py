@@ -1,7 +1,7 @@
 """The Daraja simulator's logic: apps, tokens, STK prompts and their outcomes.
 
-Outcomes are decided by the phone number (DESIGN §6) so tests and people can drive them;
-callbacks are delivered over real HTTP, from a job, after SANDBOX_CALLBACK_DELAY seconds.
+Outcomes are decided by the phone number (DESIGN §6), or by the person at the virtual phone
+while its page is open; callbacks are delivered over real HTTP, from a job, exactly once.
 """
 import base64
 import binascii
@@ -14,13 +14,15 @@ import string
 import time
 from datetime import UTC, datetime, timedelta
 
+import redis
 import requests
 from flask import current_app
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import SandboxApp, SandboxStkRequest, SandboxToken
-from portal.queueing import enqueue
+from portal.queueing import enqueue, get_redis
 from portal.timeutil import EAT, utcnow
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,9 @@ PUBLIC_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c9
 SHORTCODES = {PUBLIC_SHORTCODE: PUBLIC_PASSKEY}
 TOKEN_LIFETIME = 3600
 NO_CALLBACK = "9999"  # a phone ending in this pays, but its callback is lost
+ATTENDED_FOR = 5  # seconds a phone page counts as open after its last poll (it polls every second)
+TIMED_OUT = 1037
+CANCELLED = 1032
 
 RESULTS = {
     0: "The service request is processed successfully.",
@@ -84,11 +89,13 @@ def issue_token(authorization: str | None) -> SandboxToken:
     return token
 
 
-def check_bearer(authorization: str | None) -> None:
+def check_bearer(authorization: str | None) -> SandboxApp:
+    """The app the bearer token was issued to; SimError 404 for a missing, unknown or expired token."""
     token = (authorization or "")[7:].strip() if (authorization or "").startswith("Bearer ") else ""
     row = SandboxToken.query.filter_by(token=token).first() if token else None
     if row is None or row.expires_at <= utcnow():
         raise SimError(404, "404.001.03", "Invalid Access Token")
+    return db.session.get(SandboxApp, row.app_id)
 
 
 # -- validation shared by push and query -----------------------------------------------
@@ -160,11 +167,39 @@ def planned_outcome(phone: str, amount: int) -> int:
     return 1 if amount > current_app.config["SANDBOX_BALANCE"] else 0
 
 
-def push(body: dict) -> SandboxStkRequest:
+# -- the virtual phone's presence ---------------------------------------------------------
+def _attended_key(msisdn: str) -> str:
+    return f"sandbox:phone:{msisdn}:attended"
+
+
+def mark_attended(msisdn: str) -> None:
+    """Someone has this number's phone page open: prompts wait for them instead of the suffix table."""
+    try:
+        get_redis().set(_attended_key(msisdn), 1, ex=ATTENDED_FOR)
+    except redis.RedisError:
+        log.warning("could not mark phone %s attended", msisdn, exc_info=True)
+
+
+def is_attended(msisdn: str) -> bool:
+    try:
+        return bool(get_redis().exists(_attended_key(msisdn)))
+    except redis.RedisError:  # nobody can be seen at the phone, so the suffix table answers
+        return False
+
+
+def prompt_timeout() -> float:
+    return float(current_app.config["SANDBOX_PROMPT_TIMEOUT"])
+
+
+def push(body: dict, app: SandboxApp | None = None) -> SandboxStkRequest:
+    """Opens a prompt on the subscriber's phone for `app`'s business. With the phone's page open
+    the person answers it (or it times out with 1037); otherwise the phone suffix decides."""
     fields = validate_push(body)
     now = utcnow()
-    delay = float(current_app.config["SANDBOX_CALLBACK_DELAY"])
     phone = fields["phone"]
+    interactive = is_attended(phone)
+    delay = prompt_timeout() if interactive else float(current_app.config["SANDBOX_CALLBACK_DELAY"])
+    planned = TIMED_OUT if interactive else planned_outcome(phone, fields["amount"])
     overdue = SandboxStkRequest.query.filter(SandboxStkRequest.open_phone == phone,
                                              SandboxStkRequest.resolve_at <= now).first()
     if overdue is not None:  # its job was lost: the prompt has timed out all the same
@@ -174,7 +209,9 @@ def push(body: dict) -> SandboxStkRequest:
         checkout_request_id=_checkout_request_id(phone), merchant_request_id=_request_id(),
         shortcode=fields["shortcode"], phone=phone, open_phone=phone, amount=fields["amount"],
         account_reference=fields["account_reference"], description=fields["description"],
-        callback_url=fields["callback_url"], planned_code=planned_outcome(phone, fields["amount"]),
+        callback_url=fields["callback_url"], planned_code=planned, interactive=interactive,
+        business_name=app.name if app is not None else None,
+        # a lost callback is a network fault, not the customer's choice: it holds on the phone too
         send_callback=not phone.endswith(NO_CALLBACK), resolve_at=now + timedelta(seconds=delay))
     db.session.add(req)
     try:
@@ -206,20 +243,41 @@ def query(body: dict) -> SandboxStkRequest:
     return req
 
 
-def resolve(req: SandboxStkRequest, code: int | None = None) -> bool:
-    """Closes an open prompt with its planned (or the given) result. False if already closed."""
+def resolve(req: SandboxStkRequest, code: int | None = None, *, deliver_now: bool = False) -> bool:
+    """Closes an open prompt with its planned (or the given) result. False if already closed.
+
+    The close is one conditional UPDATE, so a person's answer and the timeout job racing for
+    the same prompt cannot both win. With `deliver_now` the callback job goes out at commit.
+    """
     if not req.is_open:
         return False
     code = req.planned_code if code is None else code
-    req.result_code, req.result_desc = code, RESULTS.get(code, "Request failed")
-    req.receipt = _receipt() if code == 0 else None
-    req.resolved_at = utcnow()
-    req.open_phone = None
+    closed = db.session.execute(
+        update(SandboxStkRequest)
+        .where(SandboxStkRequest.id == req.id, SandboxStkRequest.resolved_at.is_(None))
+        .values(result_code=code, result_desc=RESULTS.get(code, "Request failed"),
+                receipt=_receipt() if code == 0 else None, resolved_at=utcnow(), open_phone=None)
+    ).rowcount
+    if closed and deliver_now:
+        # Not the prompt's own job id: that one is the timeout, already waiting, and would absorb this.
+        enqueue("portal.jobs.sandbox_resolve_stk", req.id, queue="sandbox", job_id=f"sandbox-stk-{req.id}-answer",
+                retry=False)
     db.session.commit()
-    return True
+    return bool(closed)
+
+
+def answer(req: SandboxStkRequest, pay: bool) -> bool:
+    """The person at the virtual phone pays (0, or 1 above the sandbox balance) or cancels (1032)
+    an interactive prompt; its callback is delivered at once. False if it was not theirs to answer
+    (the suffix table answers it) or it has closed."""
+    if not req.interactive:
+        return False
+    code = (1 if req.amount > current_app.config["SANDBOX_BALANCE"] else 0) if pay else CANCELLED
+    return resolve(req, code, deliver_now=True)
 
 
 def resolve_and_call_back(request_id: int) -> str:
+    """Closes the prompt if still open and delivers its callback, once however many jobs ask."""
     req = db.session.get(SandboxStkRequest, request_id)
     if req is None:
         return "gone"
@@ -227,7 +285,7 @@ def resolve_and_call_back(request_id: int) -> str:
     if req.is_open and early > 0:  # RQ's scheduler works to the whole second; never answer early
         time.sleep(min(early, 2.0))
     resolve(req)
-    if not req.send_callback or req.callbacks_sent:
+    if not req.send_callback or req.callbacks_sent or not _claim_delivery(req):
         return "no callback"
     payload = callback_body(req)
     copies = max(1, int(current_app.config["SANDBOX_CALLBACK_COPIES"]))
@@ -240,6 +298,18 @@ def resolve_and_call_back(request_id: int) -> str:
         req.callbacks_sent += 1
     db.session.commit()
     return req.last_delivery
+
+
+def _claim_delivery(req: SandboxStkRequest) -> bool:
+    """Marks the callback as being sent; only one of the jobs asking (answer, timeout) gets True."""
+    claimed = db.session.execute(
+        update(SandboxStkRequest)
+        .where(SandboxStkRequest.id == req.id, SandboxStkRequest.callbacks_sent == 0,
+               SandboxStkRequest.last_delivery.is_(None))
+        .values(last_delivery="sending")
+    ).rowcount
+    db.session.commit()
+    return bool(claimed)
 
 
 def callback_body(req: SandboxStkRequest) -> dict:

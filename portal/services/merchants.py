@@ -25,7 +25,7 @@ def create_merchant(name: str, email: str, password: str, *, sandbox_credentials
     user.set_password(password)
     db.session.add(user)
     if sandbox_credentials if sandbox_credentials is not None else current_app.config["SANDBOX"]:
-        app = create_app_credentials(f"{name} (sandbox)")
+        app = create_app_credentials(name)  # the simulator's prompts name it: "Pay KES 100 to DEMO SHOP?"
         merchant.daraja_consumer_key, merchant.daraja_consumer_secret = app.consumer_key, app.consumer_secret
         merchant.daraja_shortcode, merchant.daraja_passkey = PUBLIC_SHORTCODE, PUBLIC_PASSKEY
     db.session.commit()

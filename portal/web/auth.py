@@ -63,13 +63,24 @@ def login():
 
 @bp.app_errorhandler(CSRFError)
 def csrf_failed(_exc):
-    """A stale or missing CSRF token: say so in words, and offer the form again."""
+    """A stale or missing CSRF token: nothing changes; say so in words and offer the page again.
+    Never a page painted into an htmx fragment: htmx is told where to go instead."""
     if request.endpoint == "auth.login":
         form = LoginForm(formdata=None)
         form.csrf_token.errors = ["missing"]
         return render_template("auth/login.html", form=form), 400
     flash("That form had expired, so nothing was changed. Please try again.")
-    return redirect(url_for("dashboard.index") if current_user.is_authenticated else url_for("auth.login")), 303
+    back = safe_next(urlsplit(request.referrer or "").path)
+    if request.blueprint == "sandbox_phone":  # the customer's phone has no login: back to it
+        back = url_for("sandbox_phone.phone", msisdn=request.view_args["msisdn"])
+    elif not current_user.is_authenticated:  # the session expired, and its CSRF secret with it
+        return unauthorized()
+    back = back or url_for("dashboard.index")
+    if is_htmx():
+        response = hx_redirect(back)
+        response.status_code = 400
+        return response
+    return redirect(back), 303
 
 
 @bp.post("/logout")

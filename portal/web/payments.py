@@ -4,7 +4,7 @@ import csv
 import io
 from datetime import date
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField
@@ -18,13 +18,6 @@ from portal.web.htmx import STOP_POLLING, is_htmx
 bp = Blueprint("payments", __name__)
 RECENT = 10
 MAX_AMOUNT = 250_000  # Daraja's per-transaction ceiling (shared/reference/daraja.md §9.5)
-
-
-def own_payment_or_404(payment_id: int) -> Payment:
-    payment = Payment.get_for_merchant(current_user.merchant_id, id=payment_id)
-    if payment is None:
-        abort(404)
-    return payment
 
 
 def read_filter(args) -> ledger.LedgerFilter:
@@ -72,11 +65,14 @@ def export():
     def generate():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        for row in ledger.csv_rows(query):
-            writer.writerow(row)
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+        try:
+            for row in ledger.csv_rows(query):
+                writer.writerow(row)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        finally:  # end the streaming read (and its server-side cursor) with the last row
+            query.session.rollback()
 
     return Response(stream_with_context(generate()), mimetype="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="payments.csv"'})
@@ -85,21 +81,21 @@ def export():
 @bp.get("/payments/<int:payment_id>")
 @login_required
 def detail(payment_id: int):
-    payment = own_payment_or_404(payment_id)
+    payment = Payment.get_for_merchant_or_404(current_user.merchant_id, payment_id)
     return render_template("payments/detail.html", p=payment, **_timeline(payment))
 
 
 @bp.get("/payments/<int:payment_id>/live")
 @login_required
 def live(payment_id: int):
-    payment = own_payment_or_404(payment_id)
+    payment = Payment.get_for_merchant_or_404(current_user.merchant_id, payment_id)
     return poll_answer("payments/_detail.html", payment, **_timeline(payment))
 
 
 @bp.get("/payments/<int:payment_id>/row")
 @login_required
 def row(payment_id: int):
-    return poll_answer("payments/_row.html", own_payment_or_404(payment_id))
+    return poll_answer("payments/_row.html", Payment.get_for_merchant_or_404(current_user.merchant_id, payment_id))
 
 
 def _timeline(payment: Payment) -> dict:

@@ -1,11 +1,117 @@
-"""Settings: the merchant's provider credentials (encrypted, never shown back in full)."""
-from flask import Blueprint, render_template
-from flask_login import login_required
+"""Portal view for the merchant's provider credentials (Daraja, Paystack). Secrets are
+encrypted at rest by their columns and never shown back in full; an empty secret input keeps the stored one."""
+import re
+
+from flask import Blueprint, flash, render_template, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import SelectChoice, SelectField, StringField
+from wtforms.validators import AnyOf, Length, Optional, Regexp, ValidationError
+
+from portal.extensions import db
+from portal.services.payments import external_url
+from portal.web.htmx import hx_redirect, is_htmx
 
 bp = Blueprint("settings", __name__)
+
+PAYBILL, BUY_GOODS = "CustomerPayBillOnline", "CustomerBuyGoodsOnline"
+SECRET_FIELDS = ("daraja_consumer_key", "daraja_consumer_secret", "daraja_passkey", "paystack_secret_key")
+PLAIN_FIELDS = ("daraja_shortcode", "daraja_transaction_type", "daraja_party_b")
+# The STK callback addresses, one per API that starts pushes (endpoints of webhooks/daraja.py).
+CALLBACKS = (
+    ("Checkout API (/initiate_payment)", "daraja_webhooks.checkout_stk"),
+    ("Payments gateway API", "daraja_webhooks.gateway_stk"),
+    ("Water API", "daraja_webhooks.water_stk"),
+)
+DARAJA_SECRETS = SECRET_FIELDS[:3]
+SHOWN_TAIL = 4
+MIN_LENGTH_TO_SHOW_TAIL = 12  # below this, four characters would give away too much of the secret
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value  # pasted credentials often carry spaces
+
+
+def _secret(label: str, *validators) -> StringField:
+    # A text input, not a password one: browsers would otherwise autofill the portal password here.
+    return StringField(label, filters=[_strip], validators=[
+        Optional(),
+        Length(max=256, message="That is too long to be a real key; check what you pasted."),
+        Regexp(r"^[\x21-\x7e]+$", message="That has spaces or symbols a real key does not have; copy it again."),
+        *validators,
+    ])
+
+
+class SettingsForm(FlaskForm):
+    daraja_consumer_key = _secret("Consumer key")
+    daraja_consumer_secret = _secret("Consumer secret")
+    daraja_shortcode = StringField("Business number (shortcode)", filters=[_strip])
+    daraja_passkey = _secret("Passkey (Lipa na M-Pesa Online)")
+    daraja_transaction_type = SelectField("How customers pay you", validate_choice=False, choices=[
+        SelectChoice(PAYBILL, "Paybill: customers pay to your business number"),
+        SelectChoice(BUY_GOODS, "Buy Goods: customers pay to a till number"),
+    ], validators=[AnyOf([PAYBILL, BUY_GOODS], message="Choose Paybill or Buy Goods.")])
+    daraja_party_b = StringField("Till number", filters=[_strip], validators=[
+        Optional(),
+        Regexp(r"^[0-9]{5,7}$", message="The till number is 5 to 7 digits, numbers only. "
+                                        "Leave it empty if customers pay to your business number."),
+    ])
+    paystack_secret_key = _secret("Paystack secret key", Regexp(
+        r"^sk_(test|live)_[A-Za-z0-9]+$",
+        message="A Paystack secret key starts with sk_test_ or sk_live_ followed by letters and numbers. "
+                "Copy it from your Paystack dashboard under Settings, API Keys & Webhooks "
+                "(not the public key, which starts with pk_)."))
+
+    def __init__(self, *args, stored_daraja: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stored_daraja = stored_daraja
+
+    def validate_daraja_shortcode(self, field):
+        """Optional for a Paystack-only merchant, required as soon as there are Daraja keys."""
+        if field.data:
+            if not re.fullmatch(r"[0-9]{5,7}", field.data):
+                raise ValidationError("The business number is 5 to 7 digits, numbers only, for example 174379.")
+        elif self.stored_daraja or any(getattr(self, name).data for name in DARAJA_SECRETS):
+            raise ValidationError("Enter your M-Pesa business number (paybill or store number): "
+                                  "payments need it with your Daraja keys.")
+
+
+def mask(secret: str | None) -> str | None:
+    """•••••••• plus the last four characters, so a merchant can tell which key is stored."""
+    if not secret:
+        return None
+    return "••••••••" + (secret[-SHOWN_TAIL:] if len(secret) >= MIN_LENGTH_TO_SHOW_TAIL else "")
+
+
+def _render(form: SettingsForm, status: int = 200):
+    merchant = current_user.merchant
+    context = {"form": form, "masked": {name: mask(getattr(merchant, name)) for name in SECRET_FIELDS}}
+    if is_htmx():
+        return render_template("settings/_form.html", **context), status, {"Vary": "HX-Request"}
+    callbacks = [(label, external_url(endpoint)) for label, endpoint in CALLBACKS]
+    return render_template("settings/index.html", callbacks=callbacks, **context), status, {"Vary": "HX-Request"}
 
 
 @bp.get("/settings")
 @login_required
 def index():
-    return render_template("settings/index.html")
+    merchant = current_user.merchant
+    # Only the plain fields are prefilled: a secret never goes back into an input.
+    return _render(SettingsForm(data={name: getattr(merchant, name) for name in PLAIN_FIELDS}))
+
+
+@bp.post("/settings")
+@login_required
+def save():
+    merchant = current_user.merchant
+    form = SettingsForm(stored_daraja=any(getattr(merchant, name) for name in DARAJA_SECRETS))
+    if not form.validate_on_submit():
+        return _render(form, 422)
+    for name in PLAIN_FIELDS:
+        setattr(merchant, name, getattr(form, name).data or None)
+    for name in SECRET_FIELDS:
+        if getattr(form, name).data:
+            setattr(merchant, name, getattr(form, name).data)
+    db.session.commit()
+    flash("Settings saved.")
+    return hx_redirect(url_for("settings.index"))

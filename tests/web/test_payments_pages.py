@@ -92,9 +92,9 @@ def test_filters_and_search(app, client, signed_in, accounts):
 def test_csv_export_follows_the_filter_and_defuses_formulas(app, client, signed_in):
     add(app, signed_in, 3, status=lambda i: "completed" if i else "failed",
         account_reference=lambda i: "=HYPERLINK(1)" if i == 2 else f"ORD{i:04d}")
-    answer = client.get("/payments/export.csv?status=completed")
-    assert answer.mimetype == "text/csv" and "attachment" in answer.headers["Content-Disposition"]
-    rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+    with client.get("/payments/export.csv?status=completed") as answer:
+        assert answer.mimetype == "text/csv" and "attachment" in answer.headers["Content-Disposition"]
+        rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
     assert rows[0][:4] == ["created_at_utc", "reference", "status", "amount"]
     assert [r[2] for r in rows[1:]] == ["completed", "completed"]
     assert rows[1][3] == "100.00" and rows[1][6] == "'=HYPERLINK(1)"

@@ -74,3 +74,17 @@ def test_htmx_request_with_expired_session_gets_401_and_a_redirect(client):
     answer = client.get("/", headers={"HX-Request": "true"})
     assert answer.status_code == 401
     assert answer.headers["HX-Redirect"].startswith("/login")
+
+
+def test_htmx_post_with_a_stale_csrf_token_is_sent_back_not_painted_in(client, auth, accounts):
+    auth.login(accounts["merchant"]["email"], accounts["merchant"]["password"])
+    answer = client.post("/payments/new", data={"phone": "0712345678", "amount": "10"},
+                         headers={"HX-Request": "true", "Referer": "http://localhost/payments/new"})
+    assert answer.status_code == 400
+    assert answer.headers["HX-Redirect"] == "/payments/new" and answer.get_data() == b""
+    assert "nothing was changed" in client.get("/payments/new").get_data(as_text=True)
+
+
+def test_htmx_post_after_the_session_expired_is_sent_to_login(client):
+    answer = client.post("/payments/new", data={"phone": "0712345678"}, headers={"HX-Request": "true"})
+    assert answer.status_code == 401 and answer.headers["HX-Redirect"].startswith("/login")

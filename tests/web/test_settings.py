@@ -1,0 +1,193 @@
+"""The settings page: secrets masked and kept unless replaced, bad input refused in words, nothing else touched."""
+import re
+
+from sqlalchemy import text
+
+from portal.extensions import db
+from portal.models import Merchant
+from portal.sandbox.stk import PUBLIC_PASSKEY
+from portal.services.merchants import create_merchant
+
+SECRETS = ("daraja_consumer_key", "daraja_consumer_secret", "daraja_passkey", "paystack_secret_key")
+PAYSTACK_KEY = "sk_test_0f1e2d3c4b5a69788796a5b4c3d2e1f0a1b2c3d4"
+
+
+def stored(app, merchant_id) -> dict:
+    with app.app_context():
+        m = db.session.get(Merchant, merchant_id)
+        return {name: getattr(m, name) for name in (*SECRETS, "daraja_shortcode", "daraja_transaction_type",
+                                                     "daraja_party_b")}
+
+
+def raw_column(app, merchant_id, column) -> str | None:
+    with app.app_context():
+        return db.session.execute(text(f"SELECT {column} FROM merchants WHERE id = :id"), {"id": merchant_id}).scalar()
+
+
+def set_paystack(app, merchant_id, key=PAYSTACK_KEY):
+    with app.app_context():
+        db.session.get(Merchant, merchant_id).paystack_secret_key = key
+        db.session.commit()
+
+
+def form(token, **fields) -> dict:
+    """The form as a merchant submits it without touching any secret input."""
+    data = {"csrf_token": token, "daraja_consumer_key": "", "daraja_consumer_secret": "", "daraja_passkey": "",
+            "daraja_shortcode": "174379", "daraja_transaction_type": "CustomerPayBillOnline", "daraja_party_b": "",
+            "paystack_secret_key": ""}
+    return {**data, **fields}
+
+
+def sign_in(auth, account) -> str:
+    auth.login(account["email"], account["password"])
+    return auth.csrf_token("/settings")
+
+
+def test_settings_need_a_login(client):
+    assert "/login" in client.get("/settings").headers["Location"]
+
+
+def test_secrets_are_masked_and_plain_fields_prefilled(app, client, auth, accounts, live_server):
+    merchant_id = accounts["merchant"]["id"]
+    set_paystack(app, merchant_id)
+    before = stored(app, merchant_id)
+    sign_in(auth, accounts["merchant"])
+    page = client.get("/settings").get_data(as_text=True)
+    assert "<html" in page
+    for name in SECRETS:
+        assert before[name] not in page
+        assert f"••••••••{before[name][-4:]}" in page
+    assert "••••••••c919" in page  # the public sandbox passkey
+    assert 'name="daraja_shortcode" type="text" value="174379"' in page
+    assert '<option selected value="CustomerPayBillOnline">' in page
+    for name in SECRETS:  # every secret input is empty, waiting for a replacement
+        assert re.search(rf'<input[^>]*name="{name}"[^>]*value=""', page)
+
+
+def test_callback_addresses_are_shown(client, auth, accounts, live_server):
+    sign_in(auth, accounts["merchant"])
+    page = client.get("/settings").get_data(as_text=True)
+    for path in ("/callback", "/api/mpesa/callback/stk", "/api/payments/mpesa/callback"):
+        assert f"<code>{live_server}{path}</code>" in page
+    assert "adds a per-payment token" in page and "nothing needs to be registered with Safaricom" in page
+
+
+def test_empty_secret_inputs_keep_the_stored_secrets(app, client, auth, accounts):
+    merchant_id = accounts["merchant"]["id"]
+    set_paystack(app, merchant_id)
+    before = stored(app, merchant_id)
+    token = sign_in(auth, accounts["merchant"])
+    answer = client.post("/settings", data=form(token, daraja_shortcode="600123",
+                                                daraja_transaction_type="CustomerBuyGoodsOnline",
+                                                daraja_party_b="654321"))
+    assert answer.status_code == 302 and answer.headers["Location"] == "/settings"
+    assert "Settings saved." in client.get("/settings").get_data(as_text=True)
+    after = stored(app, merchant_id)
+    assert {name: after[name] for name in SECRETS} == {name: before[name] for name in SECRETS}
+    assert (after["daraja_shortcode"], after["daraja_transaction_type"], after["daraja_party_b"]) == \
+           ("600123", "CustomerBuyGoodsOnline", "654321")
+
+
+def test_filled_secret_inputs_replace_them_encrypted_and_only_for_this_merchant(app, client, auth, accounts):
+    merchant_id, other_id = accounts["merchant"]["id"], accounts["other_merchant"]["id"]
+    other_before = stored(app, other_id)
+    token = sign_in(auth, accounts["merchant"])
+    new = {"daraja_consumer_key": "NewConsumerKey0001", "daraja_consumer_secret": "NewConsumerSecret0002",
+           "daraja_passkey": "  new-passkey-with-spaces-pasted-around-0003  ", "paystack_secret_key": PAYSTACK_KEY}
+    answer = client.post("/settings", data=form(token, **new))
+    assert answer.status_code == 302
+    after = stored(app, merchant_id)
+    assert after["daraja_passkey"] == "new-passkey-with-spaces-pasted-around-0003"
+    for name in ("daraja_consumer_key", "daraja_consumer_secret", "paystack_secret_key"):
+        assert after[name] == new[name]
+        raw = raw_column(app, merchant_id, name)
+        assert raw and new[name] not in raw  # encrypted at rest
+    assert stored(app, other_id) == other_before
+
+    page = client.get("/settings").get_data(as_text=True)
+    assert "••••••••0003" in page and "••••••••c3d4" in page
+    assert PAYSTACK_KEY not in page and "NewConsumerSecret0002" not in page
+
+
+def test_bad_shortcode_is_refused_in_words_and_changes_nothing(app, client, auth, accounts):
+    merchant_id = accounts["merchant"]["id"]
+    before = stored(app, merchant_id)
+    token = sign_in(auth, accounts["merchant"])
+    answer = client.post("/settings", data=form(token, daraja_shortcode="12ab", daraja_passkey="typed-new-passkey",
+                                                paystack_secret_key=PAYSTACK_KEY))
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 422 and "<html" in page
+    assert 'id="shortcode-error" class="field-error">The business number is 5 to 7 digits, numbers only' in page
+    assert "Nothing was saved." in page
+    assert "typed-new-passkey" not in page and PAYSTACK_KEY not in page  # not echoed back either
+    assert stored(app, merchant_id) == before
+    assert before["daraja_passkey"] == PUBLIC_PASSKEY
+
+
+def test_shortcode_must_be_five_to_seven_plain_digits(app, client, auth, accounts):
+    token = sign_in(auth, accounts["merchant"])
+    for shortcode in ("1234", "12345678", "17 4379", "١٧٤٣٧٩", ""):
+        answer = client.post("/settings", data=form(token, daraja_shortcode=shortcode),
+                             headers={"HX-Request": "true"})
+        assert answer.status_code == 422, shortcode
+        assert 'id="shortcode-error"' in answer.get_data(as_text=True)
+    for shortcode in ("12345", "1234567"):
+        assert client.post("/settings", data=form(token, daraja_shortcode=shortcode)).status_code == 302
+    assert stored(app, accounts["merchant"]["id"])["daraja_shortcode"] == "1234567"
+
+
+def test_other_bad_values_are_explained_next_to_their_field(app, client, auth, accounts):
+    before = stored(app, accounts["merchant"]["id"])
+    token = sign_in(auth, accounts["merchant"])
+    cases = {
+        "paystack-secret": {"paystack_secret_key": "pk_test_0123456789abcdef"},
+        "till": {"daraja_party_b": "12-34"},
+        "transaction-type": {"daraja_transaction_type": "CustomerSendMoney"},
+        "consumer-key": {"daraja_consumer_key": "has a space"},
+    }
+    messages = {"paystack-secret": "starts with sk_test_ or sk_live_", "till": "The till number is 5 to 7 digits",
+                "transaction-type": "Choose Paybill or Buy Goods.", "consumer-key": "copy it again"}
+    for field_id, fields in cases.items():
+        answer = client.post("/settings", data=form(token, **fields))
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 422, field_id
+        error = page.split(f'id="{field_id}-error" class="field-error">', 1)[1].split("</p>", 1)[0]
+        assert messages[field_id] in error
+    assert stored(app, accounts["merchant"]["id"]) == before
+
+
+def test_a_paystack_only_merchant_needs_no_shortcode(app, client, auth):
+    with app.app_context():
+        merchant_id = create_merchant("Paystack Only", "paystack@example.com", "a-long-password",
+                                      sandbox_credentials=False).id
+    token = sign_in(auth, {"email": "paystack@example.com", "password": "a-long-password"})
+    answer = client.post("/settings", data=form(token, daraja_shortcode="", paystack_secret_key=PAYSTACK_KEY))
+    assert answer.status_code == 302
+    after = stored(app, merchant_id)
+    assert after["paystack_secret_key"] == PAYSTACK_KEY and after["daraja_shortcode"] is None
+    refused = client.post("/settings", data=form(token, daraja_shortcode="", daraja_consumer_key="SomeKey123"))
+    assert refused.status_code == 422 and "Enter your M-Pesa business number" in refused.get_data(as_text=True)
+
+
+def test_a_form_without_csrf_token_changes_nothing(app, client, auth, accounts):
+    before = stored(app, accounts["merchant"]["id"])
+    token = sign_in(auth, accounts["merchant"])
+    data = form(token, daraja_shortcode="600123", paystack_secret_key=PAYSTACK_KEY)
+    del data["csrf_token"]
+    assert client.post("/settings", data=data).status_code == 303
+    assert stored(app, accounts["merchant"]["id"]) == before
+
+
+def test_htmx_gets_the_form_partial_and_a_redirect_after_saving(app, client, auth, accounts):
+    token = sign_in(auth, accounts["merchant"])
+    headers = {"HX-Request": "true", "X-CSRFToken": token}
+    fragment = client.get("/settings", headers=headers)
+    assert "<html" not in fragment.get_data(as_text=True) and "HX-Request" in fragment.headers["Vary"]
+    refused = client.post("/settings", data=form(token, daraja_shortcode="12"), headers=headers)
+    body = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "<html" not in body
+    assert body.lstrip().startswith('<section id="settings-form"')
+    saved = client.post("/settings", data=form(token, daraja_shortcode="600123"), headers=headers)
+    assert saved.status_code == 204 and saved.headers["HX-Redirect"] == "/settings"  # a page load, not a 302
+    assert "Settings saved." in client.get("/settings").get_data(as_text=True)
+    assert stored(app, accounts["merchant"]["id"])["daraja_shortcode"] == "600123"
