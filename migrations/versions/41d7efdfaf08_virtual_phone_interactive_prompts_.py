@@ -34,6 +34,8 @@ def upgrade():
         batch_op.add_column(sa.Column('interactive', sa.Boolean(), server_default=sa.false(), nullable=False))
 
     # ### end Alembic commands ###
+    # Prompts read "Pay KES 100 to <app name>": sandbox apps are now named after the merchant.
+    op.execute("UPDATE sandbox_apps SET name = replace(name, ' (sandbox)', '')")
 
 
 def downgrade():

@@ -61,6 +61,13 @@ def login():
     return render_template("auth/login.html", form=form), status
 
 
+@bp.errorhandler(429)
+def too_many_attempts(_exc):
+    form = LoginForm()
+    form.password.errors = ["Too many sign-in attempts from here. Wait a minute, then try again."]
+    return render_template("auth/login.html", form=form), 429
+
+
 @bp.app_errorhandler(CSRFError)
 def csrf_failed(_exc):
     """A stale or missing CSRF token: nothing changes; say so in words and offer the page again.

@@ -88,3 +88,22 @@ def test_htmx_post_with_a_stale_csrf_token_is_sent_back_not_painted_in(client, a
 def test_htmx_post_after_the_session_expired_is_sent_to_login(client):
     answer = client.post("/payments/new", data={"phone": "0712345678"}, headers={"HX-Request": "true"})
     assert answer.status_code == 401 and answer.headers["HX-Redirect"].startswith("/login")
+
+
+def test_sign_in_is_throttled(client, auth, accounts):
+    from portal.extensions import limiter
+
+    token = auth.csrf_token()
+    limiter.enabled = True
+    limiter.reset()
+    try:
+        codes = [client.post("/login", data={"email": accounts["merchant"]["email"], "password": f"guess-{i}",
+                                             "csrf_token": token}).status_code for i in range(11)]
+        blocked = client.post("/login", data={"email": accounts["merchant"]["email"],
+                                              "password": accounts["merchant"]["password"], "csrf_token": token})
+    finally:
+        limiter.reset()
+    assert codes[:10] == [422] * 10 and codes[10] == 429
+    assert blocked.status_code == 429  # even the right password waits: guessing must not pay
+    assert "Too many sign-in attempts" in blocked.get_data(as_text=True)
+    assert client.get("/login").status_code == 200  # reading the page is not limited
