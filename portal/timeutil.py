@@ -18,8 +18,11 @@ def daraja_timestamp(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).astimezone(EAT).strftime("%Y%m%d%H%M%S")
 
 
+def as_nairobi(naive_utc: datetime) -> datetime:
+    """A naive-UTC database time as an aware Nairobi time."""
+    return naive_utc.replace(tzinfo=UTC).astimezone(EAT)
+
+
 def nairobi(value: datetime | None, fmt: str = "%d %b %H:%M:%S") -> str:
     """A naive-UTC database time shown as Nairobi wall-clock time (the portal's clock)."""
-    if value is None:
-        return ""
-    return value.replace(tzinfo=UTC).astimezone(EAT).strftime(fmt)
+    return "" if value is None else as_nairobi(value).strftime(fmt)

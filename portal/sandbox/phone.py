@@ -3,14 +3,14 @@ lets the person there pay or cancel them, and lists the SMS sent to it."""
 import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, url_for
 
 from portal.extensions import db
 from portal.models import SandboxSms, SandboxStkRequest
 from portal.sandbox import stk
-from portal.timeutil import EAT, utcnow
+from portal.timeutil import as_nairobi, utcnow
 from portal.web.htmx import is_htmx
 
 bp = Blueprint("sandbox_phone", __name__, url_prefix="/sandbox/phone")
@@ -39,13 +39,9 @@ class Screen:
         self.version = hashlib.sha1(repr(state).encode()).hexdigest()[:12]
 
 
-def eat(naive_utc):
-    return naive_utc.replace(tzinfo=UTC).astimezone(EAT)
-
-
 @bp.context_processor
 def helpers() -> dict:
-    return {"eat": eat}
+    return {"eat": as_nairobi}
 
 
 def read_screen(msisdn: str) -> Screen:
@@ -57,7 +53,7 @@ def read_screen(msisdn: str) -> Screen:
     # Africa's Talking numbers carry a plus; a sender may use either form.
     messages = (SandboxSms.query.filter(SandboxSms.to.in_([msisdn, "+" + msisdn]))
                 .order_by(SandboxSms.id.desc()).limit(INBOX_SIZE).all())
-    return Screen(msisdn, prompt, result, messages, eat(utcnow()).strftime("%H:%M"))
+    return Screen(msisdn, prompt, result, messages, as_nairobi(utcnow()).strftime("%H:%M"))
 
 
 def checked(msisdn: str) -> str:

@@ -12,7 +12,7 @@ import re
 import secrets
 import string
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import redis
 import requests
@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.extensions import db
 from portal.models import SandboxApp, SandboxStkRequest, SandboxToken
 from portal.queueing import enqueue, get_redis
-from portal.timeutil import EAT, utcnow
+from portal.timeutil import as_nairobi, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -320,23 +320,20 @@ def callback_body(req: SandboxStkRequest) -> dict:
             {"Name": "Amount", "Value": float(req.amount)},
             {"Name": "MpesaReceiptNumber", "Value": req.receipt},
             {"Name": "Balance"},
-            {"Name": "TransactionDate", "Value": int(_eat(req.resolved_at).strftime("%Y%m%d%H%M%S"))},
+            {"Name": "TransactionDate", "Value": int(as_nairobi(req.resolved_at).strftime("%Y%m%d%H%M%S"))},
             {"Name": "PhoneNumber", "Value": int(req.phone)},
         ]}
     return {"Body": {"stkCallback": stk}}
 
 
-def _eat(naive_utc: datetime) -> datetime:
-    return naive_utc.replace(tzinfo=UTC).astimezone(EAT)
-
 
 def _checkout_request_id(phone: str) -> str:
-    now = _eat(utcnow())
+    now = as_nairobi(utcnow())
     return f"ws_CO_{now:%d%m%Y%H%M%S}{now.microsecond // 1000:03d}{phone[3:]}"
 
 
 def _receipt() -> str:
-    now = _eat(utcnow())
+    now = as_nairobi(utcnow())
     year = chr(ord("N") + now.year - 2019) if now.year - 2019 < 13 else "Z"
     day = str(now.day) if now.day < 10 else chr(ord("A") + now.day - 10)
     tail = "".join(random.choices(string.ascii_uppercase + string.digits, k=7))
