@@ -27,6 +27,9 @@ run: install .env
 test: install
 	bash scripts/test.sh
 
+bench: install
+	$(PY) bench/ledger_paging.py
+
 lint: install
 	$(VENV)/bin/ruff check portal tests worker.py wsgi.py
 
