@@ -24,7 +24,7 @@ def load_user(user_id: str):
 
 @login_manager.unauthorized_handler
 def unauthorized():
-    target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+    target = url_for("auth.login", next=request.full_path.rstrip("?") if request.method == "GET" else None)
     if is_htmx():  # an expired session must not paint the login page into a fragment
         response = hx_redirect(target)
         response.status_code = 401

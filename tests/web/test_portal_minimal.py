@@ -15,7 +15,7 @@ def add_payment(app, merchant_id, reference, phone):
 
 def test_dashboard_needs_a_login(client):
     answer = client.get("/")
-    assert answer.status_code == 302 and "/login" in answer.headers["Location"]
+    assert answer.status_code == 302 and answer.headers["Location"] == "/login?next=/"
 
 
 def test_wrong_password_is_refused(client, auth, accounts):
