@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs the whole suite against SQLite and against PostgreSQL, with real Redis.
-# Outside CI, a missing PostgreSQL or Redis is reported and that part is left out;
-# under CI (CI=true) it is a failure.
+# Runs the whole suite against SQLite and against PostgreSQL, with real Redis: the two
+# runs go side by side (each with its own Redis db), since the suite mostly waits on
+# callbacks and polls. Outside CI a missing PostgreSQL or Redis is reported and that part
+# is left out; under CI (CI=true) it is a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PG_URL=${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}
-REDIS_URL_FOR_TESTS=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+REDIS_BASE=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 
 reachable() { "$PY" - "$1" "$2" <<'PYEOF'
 import sys
@@ -21,13 +22,14 @@ except Exception as exc:
 PYEOF
 }
 
-if reachable redis "$REDIS_URL_FOR_TESTS"; then
-  export TEST_REDIS_URL=$REDIS_URL_FOR_TESTS
+if reachable redis "$REDIS_BASE"; then
+  SQLITE_REDIS=$REDIS_BASE
+  PG_REDIS=${REDIS_BASE%/*}/$(( ${REDIS_BASE##*/} - 1 ))  # the db below: the runs never share one
 elif [ "${CI:-}" = "true" ]; then
-  echo "CI needs Redis at $REDIS_URL_FOR_TESTS" >&2; exit 1
+  echo "CI needs Redis at $REDIS_BASE" >&2; exit 1
 else
   echo "warning: no Redis; the tests use the embedded substitute" >&2
-  export TEST_REDIS_URL=""
+  SQLITE_REDIS=""; PG_REDIS=""
 fi
 
 # The browser tests drive Debian's Chromium (never a browser download).
@@ -42,15 +44,25 @@ if [ ! -x "$CHROMIUM" ]; then
   fi
 fi
 
-status=0
-echo "== SQLite =="
-TEST_DATABASE_URL=sqlite "$PY" -m pytest "$@" || status=1
+logs=$(mktemp -d)
+TEST_DATABASE_URL=sqlite TEST_REDIS_URL=$SQLITE_REDIS "$PY" -m pytest "$@" > "$logs/sqlite.log" 2>&1 &
+sqlite_pid=$!
+pg_pid=""
 if reachable postgres "$PG_URL"; then
-  echo "== PostgreSQL =="
-  TEST_DATABASE_URL=$PG_URL "$PY" -m pytest "$@" || status=1
+  TEST_DATABASE_URL=$PG_URL TEST_REDIS_URL=$PG_REDIS "$PY" -m pytest "$@" > "$logs/postgres.log" 2>&1 &
+  pg_pid=$!
 elif [ "${CI:-}" = "true" ]; then
-  echo "CI needs PostgreSQL at $PG_URL" >&2; exit 1
+  echo "CI needs PostgreSQL at $PG_URL" >&2; kill $sqlite_pid; exit 1
 else
-  echo "warning: no PostgreSQL at $PG_URL; only SQLite was tested" >&2
+  echo "warning: no PostgreSQL at $PG_URL; only SQLite is tested" >&2
 fi
+
+status=0
+wait $sqlite_pid || status=1
+echo "== SQLite =="; cat "$logs/sqlite.log"
+if [ -n "$pg_pid" ]; then
+  wait $pg_pid || status=1
+  echo "== PostgreSQL =="; cat "$logs/postgres.log"
+fi
+rm -rf "$logs"
 exit $status

@@ -8,7 +8,9 @@ from playwright.sync_api import sync_playwright
 from portal import ROOT
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-SHOTS = os.path.join(ROOT, "tests", "artifacts", "screenshots")
+# One folder per database run: the SQLite and PostgreSQL runs go side by side.
+SHOTS = os.path.join(ROOT, "tests", "artifacts", "screenshots",
+                     "sqlite" if os.environ.get("TEST_DATABASE_URL", "sqlite") == "sqlite" else "postgresql")
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 # Flags for a closed network: no background calls to Google's services, no sandbox as root.
