@@ -1,5 +1,5 @@
 """Time helpers: the database stores naive UTC; APIs print ISO 8601 with milliseconds and Z."""
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 EAT = timezone(timedelta(hours=3))  # Daraja's timestamps are East Africa Time
 
@@ -21,6 +21,15 @@ def daraja_timestamp(now: datetime | None = None) -> str:
 def as_nairobi(naive_utc: datetime) -> datetime:
     """A naive-UTC database time as an aware Nairobi time."""
     return naive_utc.replace(tzinfo=UTC).astimezone(EAT)
+
+
+def nairobi_today(now: datetime | None = None) -> date:
+    return (now or datetime.now(UTC)).astimezone(EAT).date()
+
+
+def nairobi_midnight_utc(day: date) -> datetime:
+    """The naive-UTC instant at which `day` begins in Nairobi."""
+    return datetime(day.year, day.month, day.day, tzinfo=EAT).astimezone(UTC).replace(tzinfo=None)
 
 
 def nairobi(value: datetime | None, fmt: str = "%d %b %H:%M:%S") -> str:

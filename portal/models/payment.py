@@ -27,6 +27,7 @@ class PaymentStatus:
         REVERSED: {COMPLETED},
     }
     FINAL = {COMPLETED, FAILED, CANCELLED, REVERSED}
+    ALL = (PENDING, PROCESSING, COMPLETED, FAILED, CANCELLED, TIMEOUT, REVERSED)
 
 
 class Payment(MerchantScoped, db.Model):

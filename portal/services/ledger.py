@@ -4,15 +4,15 @@ Pages are keyset-paged on (created_at, id), newest first, so page 1,000 costs wh
 does on the (merchant_id, created_at) index."""
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, or_
 
-from portal.models import Payment
-from portal.timeutil import EAT
+from portal.models import Payment, PaymentStatus
+from portal.timeutil import nairobi_midnight_utc
 
 PAGE_SIZE = 50
-STATUSES = ("pending", "processing", "completed", "failed", "cancelled", "timeout", "reversed")
+STATUSES = PaymentStatus.ALL
 RAILS = ("mpesa", "paystack")
 KINDS = ("stk_push", "c2b", "b2c", "checkout", "charge", "transfer", "reversal")
 
@@ -27,11 +27,6 @@ class LedgerFilter:
     q: str | None = None
 
 
-def eat_midnight_utc(day: date) -> datetime:
-    """The naive-UTC instant at which `day` begins in Nairobi."""
-    return datetime(day.year, day.month, day.day, tzinfo=EAT).astimezone(UTC).replace(tzinfo=None)
-
-
 def filtered(merchant_id: int, f: LedgerFilter):
     query = Payment.for_merchant(merchant_id)
     if f.status:
@@ -41,9 +36,9 @@ def filtered(merchant_id: int, f: LedgerFilter):
     if f.kind:
         query = query.filter(Payment.kind == f.kind)
     if f.date_from:
-        query = query.filter(Payment.created_at >= eat_midnight_utc(f.date_from))
+        query = query.filter(Payment.created_at >= nairobi_midnight_utc(f.date_from))
     if f.date_to:
-        query = query.filter(Payment.created_at < eat_midnight_utc(f.date_to + timedelta(days=1)))
+        query = query.filter(Payment.created_at < nairobi_midnight_utc(f.date_to + timedelta(days=1)))
     if f.q:
         query = query.filter(_search(f.q.strip()))
     return query
@@ -64,6 +59,12 @@ def _search(q: str):
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def latest(merchant_id: int, count: int) -> list[Payment]:
+    """The merchant's newest payments, newest first."""
+    return (Payment.for_merchant(merchant_id).order_by(Payment.created_at.desc(), Payment.id.desc())
+            .limit(count).all())
 
 
 def encode_cursor(payment: Payment) -> str:

@@ -1,14 +1,13 @@
 """Dashboard figures for one merchant: volume, count and success rate for today and this
 week (Nairobi time), and completed volume per day for the last 14 days."""
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import case, func, literal_column
 
 from portal.extensions import db
 from portal.models import Payment, PaymentStatus
-from portal.services.ledger import eat_midnight_utc
-from portal.timeutil import EAT
+from portal.timeutil import nairobi_midnight_utc, nairobi_today
 
 S = PaymentStatus
 SETTLED = (S.COMPLETED, S.FAILED, S.CANCELLED, S.TIMEOUT)
@@ -35,10 +34,6 @@ class Day:
     count: int
 
 
-def nairobi_today(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(EAT).date()
-
-
 def period(merchant_id: int, label: str, since: date) -> Period:
     completed = Payment.status == S.COMPLETED
     row = db.session.query(
@@ -46,7 +41,7 @@ def period(merchant_id: int, label: str, since: date) -> Period:
         func.coalesce(func.sum(case((completed, 1), else_=0)), 0),
         func.coalesce(func.sum(case((Payment.status.in_(SETTLED), 1), else_=0)), 0),
         func.coalesce(func.sum(case((completed, Payment.amount), else_=0)), 0),
-    ).filter(Payment.merchant_id == merchant_id, Payment.created_at >= eat_midnight_utc(since)).one()
+    ).filter(Payment.merchant_id == merchant_id, Payment.created_at >= nairobi_midnight_utc(since)).one()
     return Period(label, *(int(v) for v in row))
 
 
@@ -64,7 +59,7 @@ def daily(merchant_id: int, days: int = 14, today: date | None = None) -> list[D
     rows = db.session.query(
         day, func.coalesce(func.sum(case((Payment.status == S.COMPLETED, Payment.amount), else_=0)), 0),
         func.count(Payment.id),
-    ).filter(Payment.merchant_id == merchant_id, Payment.created_at >= eat_midnight_utc(first)
+    ).filter(Payment.merchant_id == merchant_id, Payment.created_at >= nairobi_midnight_utc(first)
              ).group_by(day).all()
     found = {str(d)[:10]: (int(v), int(c)) for d, v, c in rows}
     series = []

@@ -2,8 +2,7 @@
 from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 
-from portal.models import Payment
-from portal.services import stats
+from portal.services import ledger, stats
 
 bp = Blueprint("dashboard", __name__)
 LATEST = 10
@@ -24,16 +23,12 @@ def chart_bars(days: list[stats.Day]) -> list[dict]:
     return bars
 
 
-def _latest():
-    return (Payment.for_merchant(current_user.merchant_id)
-            .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(LATEST).all())
-
-
 @bp.get("/")
 @login_required
 def index():
     overview = stats.overview(current_user.merchant_id)
-    return render_template("dashboard/index.html", latest=_latest(), bars=chart_bars(overview["days"]),
+    return render_template("dashboard/index.html", latest=ledger.latest(current_user.merchant_id, LATEST),
+                           bars=chart_bars(overview["days"]),
                            chart={"w": CHART_W, "h": CHART_H, "pad": CHART_PAD}, **overview)
 
 
@@ -41,4 +36,4 @@ def index():
 @login_required
 def latest():
     """Polled by the dashboard: new payments appear and open ones settle, without a reload."""
-    return render_template("dashboard/_latest.html", latest=_latest())
+    return render_template("dashboard/_latest.html", latest=ledger.latest(current_user.merchant_id, LATEST))

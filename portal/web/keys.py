@@ -9,17 +9,14 @@ from wtforms.validators import DataRequired, Length
 from portal.extensions import db
 from portal.models import ApiKey
 from portal.timeutil import utcnow
+from portal.web.forms import strip
 from portal.web.htmx import is_htmx
 
 bp = Blueprint("keys", __name__)
 
 
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
-
-
 class KeyForm(FlaskForm):
-    name = StringField("Key name", filters=[_strip], validators=[
+    name = StringField("Key name", filters=[strip], validators=[
         DataRequired(message="Give the key a name, for example “Online shop” or “Till 2”."),
         Length(max=80, message="Keep the name to 80 characters or fewer."),
     ])

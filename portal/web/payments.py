@@ -130,26 +130,21 @@ class PaymentRequestForm(FlaskForm):
             raise ValidationError(f"{exc}. Example: 0712 345 678.") from None
 
 
-def _recent():
-    return (Payment.for_merchant(current_user.merchant_id)
-            .order_by(Payment.created_at.desc(), Payment.id.desc()).limit(RECENT).all())
-
-
 @bp.route("/payments/new", methods=["GET", "POST"])
 @login_required
 def new():
     form = PaymentRequestForm()
     if request.method == "GET":
-        return render_template("payments/new.html", form=form, recent=_recent())
+        return render_template("payments/new.html", form=form, recent=ledger.latest(current_user.merchant_id, RECENT))
     if form.validate_on_submit() and _request_push(form):
-        recent = _recent()
+        recent = ledger.latest(current_user.merchant_id, RECENT)
         if not is_htmx():
             flash(f"Payment request sent to {recent[0].phone}.")
             return redirect(url_for("payments.new"))
         return render_template("payments/_request_area.html", form=PaymentRequestForm(formdata=None),
                                recent=recent, sent=recent[0])
     template = "payments/_request_area.html" if is_htmx() else "payments/new.html"
-    return render_template(template, form=form, recent=_recent()), 422
+    return render_template(template, form=form, recent=ledger.latest(current_user.merchant_id, RECENT)), 422
 
 
 def _request_push(form: PaymentRequestForm) -> bool:

@@ -10,6 +10,7 @@ from wtforms.validators import AnyOf, Length, Optional, Regexp, ValidationError
 
 from portal.extensions import db
 from portal.services.payments import external_url
+from portal.web.forms import strip
 from portal.web.htmx import hx_redirect, is_htmx
 
 bp = Blueprint("settings", __name__)
@@ -28,13 +29,9 @@ SHOWN_TAIL = 4
 MIN_LENGTH_TO_SHOW_TAIL = 12  # below this, four characters would give away too much of the secret
 
 
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value  # pasted credentials often carry spaces
-
-
 def _secret(label: str, *validators) -> StringField:
     # A text input, not a password one: browsers would otherwise autofill the portal password here.
-    return StringField(label, filters=[_strip], validators=[
+    return StringField(label, filters=[strip], validators=[
         Optional(),
         Length(max=256, message="That is too long to be a real key; check what you pasted."),
         Regexp(r"^[\x21-\x7e]+$", message="That has spaces or symbols a real key does not have; copy it again."),
@@ -45,13 +42,13 @@ def _secret(label: str, *validators) -> StringField:
 class SettingsForm(FlaskForm):
     daraja_consumer_key = _secret("Consumer key")
     daraja_consumer_secret = _secret("Consumer secret")
-    daraja_shortcode = StringField("Business number (shortcode)", filters=[_strip])
+    daraja_shortcode = StringField("Business number (shortcode)", filters=[strip])
     daraja_passkey = _secret("Passkey (Lipa na M-Pesa Online)")
     daraja_transaction_type = SelectField("How customers pay you", validate_choice=False, choices=[
         SelectChoice(PAYBILL, "Paybill: customers pay to your business number"),
         SelectChoice(BUY_GOODS, "Buy Goods: customers pay to a till number"),
     ], validators=[AnyOf([PAYBILL, BUY_GOODS], message="Choose Paybill or Buy Goods.")])
-    daraja_party_b = StringField("Till number", filters=[_strip], validators=[
+    daraja_party_b = StringField("Till number", filters=[strip], validators=[
         Optional(),
         Regexp(r"^[0-9]{5,7}$", message="The till number is 5 to 7 digits, numbers only. "
                                         "Leave it empty if customers pay to your business number."),
