@@ -7,7 +7,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal import cli, queueing, sandbox
+from portal import cli, errors, queueing, sandbox
 from portal.config import Config
 from portal.extensions import csrf, db, limiter, login_manager, migrate
 from portal.timeutil import nairobi
@@ -41,9 +41,12 @@ def create_app(overrides: dict | None = None) -> Flask:
     queueing.init_app(app)
     sandbox.init_app(app)
 
+    import portal.services  # noqa: F401  (every rail registers its inbox interpreters and sweeper steps)
     from portal.api import checkout
     from portal.web import auth, dashboard, keys, payments, settings
     from portal.webhooks import daraja as daraja_webhooks
+
+    errors.init_app(app)
 
     for bp in (checkout.bp, daraja_webhooks.bp):
         csrf.exempt(bp)  # authenticated by API key or callback token, not a session

@@ -76,6 +76,12 @@ class Config:
     SWEEP_QUERY_AFTER: float = 60.0
     SWEEP_QUERY_EVERY: float = 30.0
     SWEEP_TIMEOUT_AFTER: float = 1800.0
+    # Seconds a payment may stay pending (no acknowledgement from M-Pesa) before the sweeper settles it.
+    SWEEP_PENDING_AFTER: float = 120.0
+    # Seconds an Idempotency-Key's answer is kept (at least a day).
+    IDEMPOTENCY_TTL: float = 86400.0
+    # Largest request body in bytes; larger ones are refused with 413 before they are read.
+    MAX_CONTENT_LENGTH: int = 65536
     # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted.
     TRUSTED_PROXIES: int = 0
     # Log level for the app and the worker.
@@ -103,10 +109,11 @@ class Config:
             LOG_LEVEL=env("LOG_LEVEL", "INFO"),
         )
         for name in ("SANDBOX_CALLBACK_DELAY", "SANDBOX_PROMPT_TIMEOUT", "SWEEP_INTERVAL", "SWEEP_QUERY_AFTER",
-                     "SWEEP_QUERY_EVERY", "SWEEP_TIMEOUT_AFTER", "DARAJA_TIMEOUT"):
+                     "SWEEP_QUERY_EVERY", "SWEEP_TIMEOUT_AFTER", "DARAJA_TIMEOUT", "SWEEP_PENDING_AFTER",
+                     "IDEMPOTENCY_TTL"):
             if env(name):
                 setattr(cfg, name, float(env(name)))
-        for name in ("SANDBOX_BALANCE", "SANDBOX_CALLBACK_COPIES"):
+        for name in ("SANDBOX_BALANCE", "SANDBOX_CALLBACK_COPIES", "MAX_CONTENT_LENGTH"):
             if env(name):
                 setattr(cfg, name, int(env(name)))
         for name in ("CHECKOUT_RATE_LIMIT", "CHECKOUT_INITIATE_RATE_LIMIT", "LOGIN_RATE_LIMIT"):

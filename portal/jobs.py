@@ -1,37 +1,10 @@
 """RQ job functions: thin. Each loads rows by id, calls a service, and is safe to run twice."""
-import logging
-
-from portal.extensions import db
-from portal.models import Merchant, Payment, PaymentStatus
-from portal.providers.daraja import DarajaError
-from portal.services import payments, sweeper
-from portal.timeutil import utcnow
-
-log = logging.getLogger(__name__)
-QUERYABLE = (PaymentStatus.PROCESSING, PaymentStatus.TIMEOUT, PaymentStatus.CANCELLED)
+from portal.services import mpesa, sweeper
 
 
 def query_stk_payment(payment_id: int) -> str:
     """Asks Daraja for an STK payment's result and applies it (source: query)."""
-    payment = db.session.get(Payment, payment_id)
-    if payment is None or payment.status not in QUERYABLE or not payment.checkout_request_id:
-        return "nothing to ask"
-    client = payments.daraja_for(db.session.get(Merchant, payment.merchant_id))
-    try:
-        result = client.stk_query(payment.checkout_request_id)
-    except DarajaError as exc:
-        if exc.retryable:
-            raise
-        log.warning("STK query for payment %s refused: %s", payment_id, exc)
-        return f"refused: {exc}"
-    payment.last_queried_at = utcnow()
-    if result.pending:
-        db.session.commit()
-        return "pending"
-    outcome = payments.apply_stk_result(
-        payment, payments.StkResult(result.result_code, result.result_desc or ""), source="query")
-    db.session.commit()
-    return outcome
+    return mpesa.query_and_apply(payment_id)
 
 
 def sweep() -> dict:

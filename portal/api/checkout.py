@@ -11,9 +11,10 @@ from pydantic import BaseModel, ValidationError, field_validator
 from sqlalchemy import text
 
 from portal.api.auth import authenticate
+from portal.dialects import Dialect, register
 from portal.extensions import db, limiter
 from portal.models import Payment, PaymentStatus
-from portal.services import idempotency, payments
+from portal.services import errors, idempotency, mpesa
 from portal.services.phones import InvalidPhone, normalise_safaricom
 from portal.timeutil import iso_z, utcnow
 
@@ -155,7 +156,12 @@ def initiate_payment():
             return error(409, "Request in progress", "A request with this Idempotency-Key is still being processed")
         record = claim.record
 
-    body, status = _initiate(form, key)
+    try:
+        body, status = _initiate(form, key)
+    except BaseException:
+        if record is not None:  # the request died: free its key for the client's retry
+            idempotency.release(record)
+        raise
     if record is not None:
         idempotency.complete(record, status, body)
     return jsonify(body), status
@@ -163,19 +169,19 @@ def initiate_payment():
 
 def _initiate(form: InitiatePayment, key: str | None) -> tuple[dict, int]:
     try:
-        payment = payments.initiate_stk_push(
+        payment = mpesa.initiate_stk_push(
             g.merchant, phone=form.phone, amount=form.amount * 100, account_reference=form.account_reference,
             description=form.transaction_desc, api="checkout", idempotency_key=key)
-    except payments.SubscriberBusy:
+    except errors.SubscriberBusy:
         return {"error": "Duplicate transaction", "details": "This customer already has a payment prompt open. "
                 "Wait for it to finish (about a minute) and try again."}, 409
-    except payments.NotConfigured as exc:
+    except errors.NotConfigured as exc:
         return {"error": "M-Pesa is not configured", "details": str(exc)}, 503
-    except payments.ProviderRejected as exc:
+    except errors.ProviderRejected as exc:
         return {"error": "M-Pesa rejected the request", "details": f"{exc.code}: {exc}"}, 502
-    except payments.ProviderUnavailable as exc:
+    except errors.ProviderUnavailable as exc:
         return {"error": "M-Pesa is unavailable, please try again shortly", "details": str(exc)}, 503
-    except payments.OutcomeUnknown as exc:
+    except errors.OutcomeUnknown as exc:
         return {"error": "M-Pesa did not answer in time",
                 "details": f"The outcome is unknown; payment {exc.payment.reference} settles when M-Pesa "
                            "reports it. Do not retry with a new request."}, 504
@@ -249,3 +255,14 @@ def transaction(checkout_request_id: str):
     if payment is None:
         return error(404, "Transaction not found", f"No transaction with checkout_request_id {checkout_request_id}")
     return jsonify(serialise(payment))
+
+
+def render_error(status: int, message: str, details=None):
+    response, _ = error(status, message, details)
+    response.status_code = status
+    return response
+
+
+DIALECT = register(Dialect(name="checkout", render_error=render_error, status_names=STATUS_NAMES,
+                           stk_callback_endpoint="daraja_webhooks.checkout_stk",
+                           prefixes=("/initiate_payment", "/transactions", "/health", "/callback")))

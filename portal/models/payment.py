@@ -62,7 +62,8 @@ class Payment(MerchantScoped, db.Model):
     api = db.Column(db.String(16), nullable=False)
     idempotency_key = db.Column(db.String(255))
     retry_of_id = db.Column(db.Integer, db.ForeignKey("payments.id"))
-    last_queried_at = db.Column(db.DateTime)
+    last_queried_at = db.Column(db.DateTime)  # last asked about (STK query), or last failed on, by the sweeper
+    sweep_error = db.Column(db.Text)  # why the sweeper last failed on this row, if it did
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     completed_at = db.Column(db.DateTime)
@@ -97,11 +98,13 @@ class Callback(db.Model):
     """Every inbound provider request, stored raw before it is interpreted."""
 
     __tablename__ = "callbacks"
+    __table_args__ = (db.Index("ix_callbacks_outcome_received", "outcome", "received_at"),)
     id = db.Column(db.Integer, primary_key=True)
     provider = db.Column(db.String(16), nullable=False)
     kind = db.Column(db.String(32), nullable=False)
     path = db.Column(db.String(255), nullable=False)
-    body = db.Column(db.Text, nullable=False)
+    # The bytes exactly as they arrived: NUL, invalid UTF-8 and all (text columns refuse some of them).
+    raw = db.Column(db.LargeBinary, nullable=False)
     headers = db.Column(db.JSON, nullable=False, default=dict)
     query_string = db.Column(db.Text)
     source_ip = db.Column(db.String(64))
@@ -113,6 +116,15 @@ class Callback(db.Model):
     outcome_detail = db.Column(db.Text)
     received_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     processed_at = db.Column(db.DateTime)
+
+    @property
+    def body(self) -> str:
+        """The body as text for people: undecodable bytes are shown as U+FFFD."""
+        return bytes(self.raw).decode("utf-8", "replace")
+
+    @body.setter
+    def body(self, text: str) -> None:
+        self.raw = text.encode("utf-8", "surrogatepass")
 
 
 class IdempotencyRecord(db.Model):

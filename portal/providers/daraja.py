@@ -85,17 +85,20 @@ class DarajaClient:
     def access_token(self) -> str:
         """The cached token, fetched once per expiry window across processes (a Redis lock
         lets one process fetch while the others wait for its answer)."""
-        cached = self.cache.get(self._token_key)
-        if cached:
-            return cached.decode()
-        lock = self.cache.lock(self._token_key + ":lock", timeout=30, blocking_timeout=35)
-        with lock:
+        try:
             cached = self.cache.get(self._token_key)
             if cached:
                 return cached.decode()
-            token, expires_in = self._fetch_token()
-            self.cache.set(self._token_key, token, ex=max(60, expires_in - TOKEN_MARGIN))
-            return token
+            lock = self.cache.lock(self._token_key + ":lock", timeout=30, blocking_timeout=35)
+            with lock:
+                cached = self.cache.get(self._token_key)
+                if cached:
+                    return cached.decode()
+                token, expires_in = self._fetch_token()
+                self.cache.set(self._token_key, token, ex=max(60, expires_in - TOKEN_MARGIN))
+                return token
+        except redis.RedisError as exc:  # the token cache is ours: nothing has been sent to Daraja yet
+            raise DarajaUnavailable(f"the Daraja token cache is unavailable: {exc}", maybe_sent=False) from exc
 
     def forget_token(self) -> None:
         self.cache.delete(self._token_key)

@@ -12,12 +12,14 @@ def _sim_error(exc: SimError):
     return jsonify(requestId=exc.request_id, errorCode=exc.code, errorMessage=exc.message), exc.status
 
 
-def wrong_method(exc):
-    """Daraja's envelope for a wrong method on its paths; Flask's own answer elsewhere."""
-    if not request.path.startswith(bp.url_prefix + "/"):
-        return exc
-    return jsonify(requestId=stk._request_id(), errorCode="405.001",
-                   errorMessage=f"{request.method} Method Not Allowed"), 405
+def render_error(status: int, message: str, details=None):
+    """Daraja's envelope for the simulator's HTTP errors (wrong method, unknown path, too large)."""
+    code = f"{status}.001"
+    if status == 405:
+        message = f"{request.method} Method Not Allowed"
+    response = jsonify(requestId=stk._request_id(), errorCode=code, errorMessage=message)
+    response.status_code = status
+    return response
 
 
 def _json_body() -> dict:

@@ -1,1 +1,5 @@
-"""Domain services: they decide. No flask.request, no JSON shapes, no templates."""
+"""Domain logic: no flask.request, no JSON shapes, no endpoint names.
+
+Importing this package loads every rail, so their inbox interpreters and sweeper steps
+are registered wherever services are used (the app, the worker, the CLI)."""
+from portal.services import idempotency, inbox, mpesa  # noqa: F401  (registration)

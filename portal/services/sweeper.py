@@ -1,51 +1,66 @@
-"""The sweeper: re-derives lost work from the database, so a lost callback or a lost job
-still settles. Payments silent for SWEEP_QUERY_AFTER seconds get an STK query (again every
-SWEEP_QUERY_EVERY); after SWEEP_TIMEOUT_AFTER they are timed out. Callbacks stored but
-never interpreted (the process died between the two) are interpreted now."""
-from datetime import timedelta
+"""The sweeper: re-derives lost work from the database, so a lost callback, a lost job or a
+dead process still settles. It runs the steps each rail registers, in order.
 
-from flask import current_app
-from sqlalchemy import or_
+Guarantees: a step that fails on one row records why on that row and goes on with the
+next; a step that fails as a whole is reported and never stops the steps after it.
+"""
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from portal.extensions import db
-from portal.models import Callback, Payment, PaymentStatus
-from portal.queueing import enqueue
-from portal.services import callbacks
-from portal.services.payments import transition
 from portal.timeutil import utcnow
 
-BATCH = 200
-UNREAD_GRACE = timedelta(seconds=30)  # a callback younger than this may still be in its request
+log = logging.getLogger(__name__)
+BATCH = 200  # rows per step per sweep: a backlog drains over several sweeps, never in one long transaction
+
+Step = Callable[[datetime], int]
+_STEPS: dict[str, Step] = {}
+
+
+def step(name: str):
+    """Registers the decorated `fn(now) -> rows handled` as the sweeper step `name`."""
+    def register(fn: Step) -> Step:
+        _STEPS[name] = fn
+        return fn
+    return register
 
 
 def sweep() -> dict:
-    cfg = current_app.config
-    now = utcnow()
-    unread = Callback.query.filter(Callback.provider == "daraja", Callback.kind == "stk",
-                                   Callback.outcome == "received", Callback.received_at < now - UNREAD_GRACE
-                                   ).order_by(Callback.id).limit(BATCH).all()
-    for cb in unread:
-        callbacks.process(cb)
-        db.session.commit()
-    give_up = now - timedelta(seconds=cfg["SWEEP_TIMEOUT_AFTER"])
-    timed_out = 0
-    for payment in (Payment.query.filter(Payment.status == PaymentStatus.PROCESSING,
-                                         Payment.created_at < give_up).limit(BATCH).all()):
-        if transition(payment, PaymentStatus.TIMEOUT, "sweeper", "no result from M-Pesa after "
-                      f"{int(cfg['SWEEP_TIMEOUT_AFTER'] // 60)} minutes"):
-            timed_out += 1
-    db.session.commit()
+    """Runs every step; returns rows handled per step (or the error that stopped a step)."""
+    import portal.services  # noqa: F401  (every rail's steps are registered on import)
 
-    silent = Payment.query.filter(
-        Payment.status == PaymentStatus.PROCESSING,
-        Payment.rail == "mpesa", Payment.kind == "stk_push",
-        Payment.checkout_request_id.isnot(None),
-        Payment.created_at < now - timedelta(seconds=cfg["SWEEP_QUERY_AFTER"]),
-        or_(Payment.last_queried_at.is_(None),
-            Payment.last_queried_at < now - timedelta(seconds=cfg["SWEEP_QUERY_EVERY"])),
-    ).order_by(Payment.created_at).limit(BATCH).all()
-    for payment in silent:
-        payment.last_queried_at = now
-        enqueue("portal.jobs.query_stk_payment", payment.id, queue="payments", job_id=f"stk-query-{payment.id}")
-    db.session.commit()
-    return {"timed_out": timed_out, "queried": len(silent), "callbacks_read": len(unread)}
+    results: dict = {}
+    now = utcnow()
+    for name, fn in list(_STEPS.items()):
+        try:
+            results[name] = fn(now)
+            db.session.commit()
+        except Exception as exc:
+            db.session.rollback()
+            log.exception("sweeper step %s failed", name)
+            results[name] = f"error: {exc.__class__.__name__}"
+    return results
+
+
+def each_row(rows: Iterable, handle: Callable, record_failure: Callable[[object, Exception], None]) -> int:
+    """Calls `handle(row)` for each row, committing after each; a row whose handling raises
+    is rolled back and handed to `record_failure(row, exc)` instead. Returns how many were
+    handled (handle may return False for a row it looked at and left alone)."""
+    done = 0
+    for row in rows:
+        ident = getattr(row, "id", row)
+        try:
+            if handle(row) is not False:
+                done += 1
+            db.session.commit()
+        except Exception as exc:
+            db.session.rollback()
+            log.exception("sweeper: row %s failed", ident)
+            try:
+                record_failure(ident, exc)
+                db.session.commit()
+            except Exception:  # the failure cannot even be written: the log has it; go on
+                db.session.rollback()
+                log.exception("sweeper: could not record the failure of row %s", ident)
+    return done

@@ -11,7 +11,7 @@ from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional, Regexp, ValidationError
 
 from portal.models import Callback, Payment, PaymentEvent
-from portal.services import ledger, payments
+from portal.services import errors, ledger, mpesa
 from portal.services.phones import InvalidPhone, normalise_safaricom
 from portal.web.htmx import STOP_POLLING, is_htmx
 
@@ -150,19 +150,19 @@ def new():
 def _request_push(form: PaymentRequestForm) -> bool:
     """Sends the push; on refusal puts the problem, in a shopkeeper's words, on the form."""
     try:
-        payments.initiate_stk_push(current_user.merchant, phone=form.phone.data, amount=form.amount.data * 100,
+        mpesa.initiate_stk_push(current_user.merchant, phone=form.phone.data, amount=form.amount.data * 100,
                                    account_reference=form.account_reference.data or "Payment",
                                    description="Portal request", api="portal", source="portal")
         return True
-    except payments.SubscriberBusy:
+    except errors.SubscriberBusy:
         form.phone.errors.append("This customer already has a payment prompt open. Wait about a minute for it "
                                  "to finish, then try again.")
-    except payments.NotConfigured:
+    except errors.NotConfigured:
         form.form_errors.append("M-Pesa is not set up yet: add your Daraja credentials in Settings.")
-    except payments.ProviderRejected as exc:
+    except errors.ProviderRejected as exc:
         form.form_errors.append(f"M-Pesa refused the request ({exc}). Check the details and try again.")
-    except payments.ProviderUnavailable:
+    except errors.ProviderUnavailable:
         form.form_errors.append("M-Pesa is not answering right now. Nothing was charged; try again in a minute.")
-    except payments.OutcomeUnknown:
+    except errors.OutcomeUnknown:
         return True  # the row shows it as waiting for M-Pesa's answer
     return False

@@ -9,7 +9,7 @@ from wtforms import SelectChoice, SelectField, StringField
 from wtforms.validators import AnyOf, Length, Optional, Regexp, ValidationError
 
 from portal.extensions import db
-from portal.services.payments import external_url
+from portal.services.links import external_url
 from portal.web.forms import strip
 from portal.web.htmx import hx_redirect, is_htmx
 

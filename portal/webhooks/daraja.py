@@ -1,43 +1,48 @@
-"""Daraja STK callbacks. Three documented paths, one handler; each answers in its API's words.
-Never a 500: whatever arrives is stored and acknowledged."""
+"""Daraja STK callbacks. Three documented paths, one inbox; each answers in its API's words.
+Whatever arrives is stored and acknowledged (a body over MAX_CONTENT_LENGTH is refused with
+413 before it is read)."""
 import logging
 
 from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from portal.api.checkout import STATUS_NAMES
+from portal.dialects import dialect_of
 from portal.extensions import db
-from portal.services.callbacks import receive_stk_callback
+from portal.services import inbox
 
 bp = Blueprint("daraja_webhooks", __name__)
 log = logging.getLogger(__name__)
 
 
-def _receive():
+def _receive(kind: str) -> inbox.Verdict | None:
+    raw = request.get_data(cache=False)  # 413 here, unread, when the body is too large
     try:
-        return receive_stk_callback(request.get_data(cache=False), path=request.path,
-                                    query_string=request.query_string.decode("latin-1"),
-                                    headers=dict(request.headers), source_ip=request.remote_addr)
-    except Exception:  # stored raw already if the database was reachable; Daraja must get its 200
-        log.exception("STK callback could not be processed")
+        return inbox.receive("daraja", kind, raw, path=request.path,
+                             query_string=request.query_string.decode("latin-1"),
+                             headers=dict(request.headers), source_ip=request.remote_addr)
+    except RequestEntityTooLarge:
+        raise
+    except Exception:  # stored already if the database was reachable; Daraja must get its acknowledgement
+        log.exception("Daraja %s callback could not be stored or read", kind)
         db.session.rollback()
         return None
 
 
 @bp.post("/callback")
 def checkout_stk():
-    received = _receive()
-    payment = received.payment if received else None
-    status = STATUS_NAMES[payment.status] if payment is not None else "RECEIVED"
-    return jsonify(message="Callback processed successfully", status=status)
+    verdict = _receive("stk")
+    status = verdict.status if verdict is not None else None
+    name = dialect_of("checkout").status_name(status) if status else "RECEIVED"
+    return jsonify(message="Callback processed successfully", status=name)
 
 
 @bp.post("/api/mpesa/callback/stk")
 def gateway_stk():
-    _receive()
+    _receive("stk")
     return jsonify(ResultCode=0, ResultDesc="Accepted")
 
 
 @bp.post("/api/payments/mpesa/callback")
 def water_stk():
-    _receive()
+    _receive("stk")
     return jsonify(success=True, message="Callback processed successfully")

@@ -17,7 +17,7 @@ from portal.providers.daraja import (
     stk_password,
 )
 from portal.sandbox.stk import PUBLIC_PASSKEY, PUBLIC_SHORTCODE
-from portal.services.payments import daraja_for
+from portal.services.mpesa import daraja_for
 from tests.conftest import wait_for
 from tests.helpers import sandbox_request
 

@@ -1,0 +1,136 @@
+"""One inbox for every provider request: stored raw with (provider, kind) before anything
+reads it, then dispatched to the interpreter its rail registered.
+
+Guarantees: whatever bytes arrive are stored (the raw body as bytes; the path, query and
+headers cleaned of what a text column refuses, callback tokens redacted); an interpreter
+that fails records the failure on that row ("error") and never on another; a row is read
+by the sweeper later if its request died between storing and reading it.
+"""
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select, update
+
+from portal.extensions import db
+from portal.models import Callback
+from portal.services.links import read_query
+from portal.services.sweeper import BATCH, each_row, step
+from portal.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+STRIPPED_HEADERS = {"authorization", "cookie"}
+UNREAD_GRACE = timedelta(seconds=30)  # a row younger than this may still be in its own request
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def clean(text: str | None, limit: int | None = None) -> str | None:
+    """`text` without what a text column refuses (NUL, lone surrogates), cut to `limit`."""
+    if text is None:
+        return None
+    text = _UNSTORABLE.sub("\ufffd", text)
+    return text[:limit] if limit else text
+
+
+@dataclass(frozen=True)
+class Item:
+    """A stored request as an interpreter reads it."""
+
+    id: int
+    provider: str
+    kind: str
+    raw: bytes
+    args: dict  # the query string's fields (callback URLs carry ref and token)
+    token_valid: bool
+    source_ip: str | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an interpreter made of a request: recorded on its row."""
+
+    outcome: str  # applied, duplicate, orphan, rejected, invalid, error
+    detail: str
+    provider_id: str | None = None
+    payment_id: int | None = None
+    merchant_id: int | None = None
+    status: str | None = None  # the payment's status afterwards, for acknowledgements that show it
+
+
+Interpreter = Callable[[Item], Verdict]
+_INTERPRETERS: dict[tuple[str, str], Interpreter] = {}
+
+
+def interpreter(provider: str, kind: str):
+    """Registers the decorated function as the interpreter of (provider, kind) requests."""
+    def register(fn: Interpreter) -> Interpreter:
+        _INTERPRETERS[(provider, kind)] = fn
+        return fn
+    return register
+
+
+def store(provider: str, kind: str, raw: bytes, *, path: str, query_string: str, headers: dict,
+          source_ip: str | None) -> Item:
+    """Stores the request and commits. Its callback token, if any, is checked now and
+    kept only as a verdict: the stored query string has it redacted."""
+    args, token_valid, stored_query = read_query(query_string)
+    kept = {clean(k, 100): clean(v, 2000) for k, v in headers.items() if k.lower() not in STRIPPED_HEADERS}
+    ident = db.session.execute(insert(Callback).values(
+        provider=provider, kind=kind, path=clean(path, 255), raw=raw, headers=kept,
+        query_string=clean(stored_query, 2000), source_ip=clean(source_ip, 64), token_valid=token_valid,
+        outcome="received", received_at=utcnow())).inserted_primary_key[0]
+    db.session.commit()
+    return Item(ident, provider, kind, raw, args, token_valid, source_ip)
+
+
+def receive(provider: str, kind: str, raw: bytes, **request_meta) -> Verdict:
+    """Stores a provider request, then interprets it."""
+    return dispatch(store(provider, kind, raw, **request_meta))
+
+
+def reread(cb: Callback) -> Verdict:
+    """Interprets a stored row again (the sweeper's unread rows, orphans whose payment
+    now knows its provider id)."""
+    args, valid, _stored = read_query(cb.query_string or "")  # valid only for rows stored before redaction
+    return dispatch(Item(cb.id, cb.provider, cb.kind, bytes(cb.raw), args, cb.token_valid or valid, cb.source_ip))
+
+
+def dispatch(item: Item) -> Verdict:
+    """Runs the interpreter and records its verdict, committing; a failure is recorded as
+    the row's outcome ("error") instead of spreading."""
+    fn = _INTERPRETERS.get((item.provider, item.kind))
+    try:
+        verdict = fn(item) if fn else Verdict("invalid", f"nothing reads {item.provider} {item.kind} requests")
+        _record(item.id, verdict)
+        db.session.commit()
+        return verdict
+    except Exception as exc:
+        db.session.rollback()
+        log.exception("inbox row %s (%s %s) could not be interpreted", item.id, item.provider, item.kind)
+        verdict = Verdict("error", f"could not be interpreted: {exc.__class__.__name__}: {exc}"[:500])
+        _record(item.id, verdict)
+        db.session.commit()
+        return verdict
+
+
+def _record(ident: int, verdict: Verdict) -> None:
+    values = {"outcome": verdict.outcome, "outcome_detail": clean(verdict.detail), "processed_at": utcnow()}
+    for name in ("provider_id", "payment_id", "merchant_id"):
+        if getattr(verdict, name) is not None:
+            values[name] = getattr(verdict, name)
+    db.session.execute(update(Callback).where(Callback.id == ident).values(**values)
+                       .execution_options(synchronize_session=False))
+
+
+@step("callbacks_read")
+def read_unread(now: datetime) -> int:
+    """Rows stored but never interpreted: their request died between the two."""
+    rows = db.session.scalars(select(Callback).where(
+        Callback.outcome == "received", Callback.received_at < now - UNREAD_GRACE).order_by(Callback.id).limit(BATCH))
+    return each_row(rows.all(), reread, _record_error)
+
+
+def _record_error(ident: int, exc: Exception) -> None:
+    _record(ident, Verdict("error", f"could not be interpreted: {exc.__class__.__name__}"))

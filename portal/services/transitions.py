@@ -1,0 +1,89 @@
+"""The payment state machine: every status change is one compare-and-set UPDATE and one
+PaymentEvent, so concurrent and duplicate results apply exactly once.
+
+Final states do not move, except a success for a timed-out or cancelled payment (the
+customer paid); whoever asks for that must have had the provider confirm it first
+(services/mpesa.py). Later work publishes every transition through `subscribe`.
+"""
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select, update
+
+from portal.extensions import db
+from portal.models import Payment, PaymentEvent, PaymentStatus
+from portal.timeutil import utcnow
+
+S = PaymentStatus
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Transition:
+    payment_id: int
+    merchant_id: int
+    from_status: str | None
+    to_status: str
+    source: str
+    detail: str | None
+
+
+_SUBSCRIBERS: list[Callable[[Transition], None]] = []
+
+
+def subscribe(listener: Callable[[Transition], None]) -> None:
+    """`listener(t)` runs inside the transaction that made `t`: it may add rows or enqueue
+    jobs (sent after commit), and must not commit or do I/O of its own."""
+    if listener not in _SUBSCRIBERS:
+        _SUBSCRIBERS.append(listener)
+
+
+def _publish(t: Transition) -> None:
+    for listener in _SUBSCRIBERS:
+        listener(t)
+
+
+def record_creation(payment: Payment, source: str, detail: str) -> None:
+    """The first event of a payment just added and flushed. The caller commits."""
+    db.session.add(PaymentEvent(payment_id=payment.id, from_status=None, to_status=payment.status,
+                                source=source, detail=detail))
+    _publish(Transition(payment.id, payment.merchant_id, None, payment.status, source, detail))
+
+
+def current_status(payment_id: int) -> str:
+    return db.session.execute(select(Payment.status).where(Payment.id == payment_id)).scalar_one()
+
+
+def transition(payment, to: str, source: str, detail: str | None = None, *, current: str | None = None,
+               **fields) -> bool:
+    """Moves the payment to `to` if the state machine allows it from its current status.
+
+    `payment` is a Payment or anything with `id` and `merchant_id`; `current`, when the
+    caller has just read it, saves a read. Of concurrent callers exactly one wins; the
+    others get False and change nothing. The caller commits.
+    """
+    known = current
+    for _ in range(5):
+        if known is None:
+            known = current_status(payment.id)
+        if known not in S.ALLOWED_FROM[to]:
+            return False
+        values = dict(fields, status=to, updated_at=utcnow())
+        if to in S.FINAL:
+            values["completed_at"] = values["updated_at"]
+        done = db.session.execute(
+            update(Payment).where(Payment.id == payment.id, Payment.status == known).values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if done == 1:
+            db.session.execute(insert(PaymentEvent).values(
+                payment_id=payment.id, from_status=known, to_status=to, source=source, detail=detail,
+                created_at=values["updated_at"]))
+            if isinstance(payment, Payment) and payment in db.session:
+                db.session.expire(payment)
+            _publish(Transition(payment.id, payment.merchant_id, known, to, source, detail))
+            return True
+        known = None  # somebody moved it first: read again and decide again
+    log.warning("payment %s: gave up moving to %s after repeated concurrent changes", payment.id, to)
+    return False
