@@ -215,3 +215,10 @@ def test_errors_answer_in_the_format_of_the_path(ctx, client):
     assert api.status_code == 404 and api.get_json() == {"error": "Not Found"}
     page = client.get("/no-such-page")
     assert page.status_code == 404 and not page.is_json
+
+
+def test_an_api_body_over_the_limit_is_refused_in_the_documents_format(ctx, client, accounts):
+    headers = {"Authorization": f"Bearer {accounts['merchant']['api_key']}"}
+    answer = client.post("/initiate_payment", data=b'{"phone": "' + b"7" * (64 * 1024) + b'"}', headers=headers,
+                         content_type="application/json")
+    assert answer.status_code == 413 and answer.get_json()["error"] == "Request Entity Too Large"
