@@ -1,4 +1,6 @@
-"""Provider simulators, mounted under /sandbox when SANDBOX is on."""
+"""Provider simulators, mounted under /sandbox when SANDBOX is on: one package per provider
+(daraja/ today; paystack/ and africastalking/ beside it), the virtual phone, and what they share:
+delivery of callbacks and webhooks (delivery), fault switches (faults, with /sandbox/faults)."""
 from flask import Flask
 
 
@@ -6,10 +8,16 @@ def init_app(app: Flask) -> None:
     if not app.config["SANDBOX"]:
         return
     from portal.extensions import csrf
-    from portal.sandbox import daraja, phone
+    from portal.sandbox import daraja, faults, phone
+    from portal.sandbox.daraja import views as daraja_views
 
-    csrf.exempt(daraja.bp)  # Daraja's API: bearer tokens, not sessions
-    app.register_blueprint(daraja.bp)
-    # A wrong method fails before a blueprint is matched, so its handler lives on the app.
-    app.register_error_handler(405, daraja.wrong_method)
+    # Services provision merchants through this registry and never import the sandbox.
+    app.extensions.setdefault("provisioners", {})["daraja"] = daraja.provision
+    csrf.exempt(daraja_views.bp)  # Daraja's API: bearer tokens, not sessions
+    app.register_blueprint(daraja_views.bp)
+    # A wrong method fails before a blueprint is matched, so its handler lives on the app (it
+    # answers in Daraja's envelope only under /sandbox/daraja).
+    app.register_error_handler(405, daraja_views.wrong_method)
+    csrf.exempt(faults.bp)  # a JSON switchboard for tests and benchmarks
+    app.register_blueprint(faults.bp)
     app.register_blueprint(phone.bp)  # a page for people: CSRF stays on

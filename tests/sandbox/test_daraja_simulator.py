@@ -14,7 +14,7 @@ from werkzeug.wrappers import Request, Response
 from portal.extensions import db
 from portal.models import Merchant, SandboxToken
 from portal.providers.daraja import stk_password
-from portal.sandbox.stk import PUBLIC_PASSKEY
+from portal.sandbox.daraja.stk import PUBLIC_PASSKEY
 from portal.timeutil import EAT, daraja_timestamp, utcnow
 from tests.conftest import wait_for
 
