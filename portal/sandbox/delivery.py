@@ -1,6 +1,7 @@
 """Callbacks and webhooks from every simulator: POSTed over real HTTP from RQ jobs, after a delay,
 as the fault switches say (copies, attempts lost on the way and retried, groups delivered newest
 first). Every copy is a SandboxDelivery row and every attempt a SandboxDeliveryAttempt row."""
+
 import json
 import logging
 from dataclasses import dataclass
@@ -50,9 +51,18 @@ def copies() -> int:
     return max(1, faults.get("SANDBOX_CALLBACK_COPIES"))
 
 
-def deliver(url: str, body: dict | str | bytes, *, provider: str, kind: str, subject: str, delay: float = 0.0,
-            headers: dict[str, str] | None = None, retry: RetryPolicy = NO_RETRY,
-            copies: int | None = None) -> list[SandboxDelivery]:
+def deliver(
+    url: str,
+    body: dict | str | bytes,
+    *,
+    provider: str,
+    kind: str,
+    subject: str,
+    delay: float = 0.0,
+    headers: dict[str, str] | None = None,
+    retry: RetryPolicy = NO_RETRY,
+    copies: int | None = None,
+) -> list[SandboxDelivery]:
     """Schedules `body` (JSON unless str/bytes, sent as given) to be POSTed to `url` after `delay`
     seconds, once per copy (default: the SANDBOX_CALLBACK_COPIES switch). Call it inside the
     transaction that decides the callback: the rows are added to it and the jobs go out when it
@@ -71,10 +81,22 @@ def deliver(url: str, body: dict | str | bytes, *, provider: str, kind: str, sub
     now = utcnow()
     rows = []
     for copy in range(1, copies + 1):
-        row = SandboxDelivery(provider=provider, kind=kind, subject=str(subject)[:64], url=redact(url), target=url,
-                              body=text, headers=headers, copy=copy, status=PENDING, attempts=0,
-                              max_attempts=1 + lost + retries, lost_attempts=lost, backoff=backoff,
-                              not_before=now + timedelta(seconds=delay))
+        row = SandboxDelivery(
+            provider=provider,
+            kind=kind,
+            subject=str(subject)[:64],
+            url=redact(url),
+            target=url,
+            body=text,
+            headers=headers,
+            copy=copy,
+            status=PENDING,
+            attempts=0,
+            max_attempts=1 + lost + retries,
+            lost_attempts=lost,
+            backoff=backoff,
+            not_before=now + timedelta(seconds=delay),
+        )
         _join_reorder_group(row, switches)
         db.session.add(row)
         rows.append(row)
@@ -123,16 +145,20 @@ def run(delivery_id: int) -> str:
     number = row.attempts + 1
     claimed = db.session.execute(
         update(SandboxDelivery)
-        .where(SandboxDelivery.id == row.id, SandboxDelivery.attempts == row.attempts,
-               SandboxDelivery.status.in_((HELD, PENDING)))
+        .where(
+            SandboxDelivery.id == row.id,
+            SandboxDelivery.attempts == row.attempts,
+            SandboxDelivery.status.in_((HELD, PENDING)),
+        )
         .values(attempts=number, status=PENDING)
     ).rowcount
     db.session.commit()  # before the POST: SQLite must not hold its write lock while the receiver writes
     if not claimed:
         return "taken"
     ok, status_code, outcome = _attempt(row, number)
-    db.session.add(SandboxDeliveryAttempt(delivery_id=row.id, number=number, ok=ok, status_code=status_code,
-                                          outcome=outcome))
+    db.session.add(
+        SandboxDeliveryAttempt(delivery_id=row.id, number=number, ok=ok, status_code=status_code, outcome=outcome)
+    )
     row.last_outcome = outcome
     if ok:
         row.status, row.delivered_at = DELIVERED, utcnow()
@@ -159,8 +185,9 @@ def _attempt(row: SandboxDelivery, number: int) -> tuple[bool, int | None, str]:
 
 def _release_previous(row: SandboxDelivery) -> None:
     """The member before `row` in its reorder group may go now."""
-    previous = SandboxDelivery.query.filter_by(reorder_group=row.reorder_group,
-                                               reorder_position=row.reorder_position - 1, status=HELD).first()
+    previous = SandboxDelivery.query.filter_by(
+        reorder_group=row.reorder_group, reorder_position=row.reorder_position - 1, status=HELD
+    ).first()
     if previous is not None:
         previous.status, previous.not_before = PENDING, utcnow()
         _schedule(previous)
@@ -168,16 +195,30 @@ def _release_previous(row: SandboxDelivery) -> None:
 
 def history(provider: str, subject: str) -> list[dict]:
     """The evidence for one subject: every copy with its attempts, oldest first."""
-    rows = (SandboxDelivery.query.filter_by(provider=provider, subject=subject)
-            .order_by(SandboxDelivery.id).all())
+    rows = SandboxDelivery.query.filter_by(provider=provider, subject=subject).order_by(SandboxDelivery.id).all()
     attempts = {}
     if rows:
         ids = [r.id for r in rows]
         query = SandboxDeliveryAttempt.query.filter(SandboxDeliveryAttempt.delivery_id.in_(ids))
         for attempt in query.order_by(SandboxDeliveryAttempt.id):
             attempts.setdefault(attempt.delivery_id, []).append(
-                {"number": attempt.number, "ok": attempt.ok, "status_code": attempt.status_code,
-                 "outcome": attempt.outcome, "at": attempt.at.isoformat()})
-    return [{"id": r.id, "kind": r.kind, "url": r.url, "copy": r.copy, "status": r.status,
-             "attempts": attempts.get(r.id, []), "delivered_at": r.delivered_at and r.delivered_at.isoformat()}
-            for r in rows]
+                {
+                    "number": attempt.number,
+                    "ok": attempt.ok,
+                    "status_code": attempt.status_code,
+                    "outcome": attempt.outcome,
+                    "at": attempt.at.isoformat(),
+                }
+            )
+    return [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "url": r.url,
+            "copy": r.copy,
+            "status": r.status,
+            "attempts": attempts.get(r.id, []),
+            "delivered_at": r.delivered_at and r.delivered_at.isoformat(),
+        }
+        for r in rows
+    ]

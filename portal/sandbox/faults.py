@@ -1,6 +1,7 @@
 """Fault switches shared by every simulator (DESIGN §6), read at the moment of use: a run-time
 override kept in Redis (set through the JSON endpoint /sandbox/faults, shared by every process)
 wins over the app's config (SANDBOX_FAULT_* from the environment, or app.config in tests)."""
+
 import json
 import logging
 import math
@@ -21,16 +22,29 @@ SWITCHES: dict[str, tuple[type, object, str]] = {
     "SANDBOX_FAULT_API_500": (int, 0, "the next N simulator API calls answer HTTP 500"),
     "SANDBOX_FAULT_API_500_RATE": (float, 0.0, "fraction of simulator API calls answering HTTP 500"),
     "SANDBOX_FAULT_API_500_BARE": (bool, False, "those 500s carry a bare gateway page, not the provider's envelope"),
-    "SANDBOX_FAULT_API_TIMEOUT": (int, 0, "the next N simulator API calls hang, then take effect (the client "
-                                          "has timed out)"),
+    "SANDBOX_FAULT_API_TIMEOUT": (
+        int,
+        0,
+        "the next N simulator API calls hang, then take effect (the client has timed out)",
+    ),
     "SANDBOX_FAULT_API_TIMEOUT_RATE": (float, 0.0, "fraction of simulator API calls that hang"),
     "SANDBOX_FAULT_API_HANG": (float, 20.0, "seconds a hung API call waits; more than the client's timeout"),
-    "SANDBOX_FAULT_API_PATHS": (str, "", "comma-separated path prefixes the API faults apply to; empty: every "
-                                         "simulator API path"),
-    "SANDBOX_FAULT_CALLBACK_FAILS": (int, 0, "each delivery's first N attempts are lost on the way, then it is "
-                                             "retried with backoff until one gets through"),
-    "SANDBOX_FAULT_CALLBACK_RETRIES": (int, 0, "retries for a delivery the receiver refuses (non-2xx) or cannot "
-                                               "be reached, for providers that do not retry (Daraja)"),
+    "SANDBOX_FAULT_API_PATHS": (
+        str,
+        "",
+        "comma-separated path prefixes the API faults apply to; empty: every simulator API path",
+    ),
+    "SANDBOX_FAULT_CALLBACK_FAILS": (
+        int,
+        0,
+        "each delivery's first N attempts are lost on the way, then it is retried with backoff until one gets through",
+    ),
+    "SANDBOX_FAULT_CALLBACK_RETRIES": (
+        int,
+        0,
+        "retries for a delivery the receiver refuses (non-2xx) or cannot "
+        "be reached, for providers that do not retry (Daraja)",
+    ),
     "SANDBOX_FAULT_CALLBACK_BACKOFF": (float, 1.0, "seconds before the first such retry; doubles each time"),
     "SANDBOX_FAULT_REORDER": (int, 0, "deliveries go in groups of N (2 or more), each group newest first"),
     "SANDBOX_FAULT_REORDER_WAIT": (float, 10.0, "seconds a held delivery waits for its group to fill"),
@@ -142,8 +156,12 @@ def install_api_faults(bp: Blueprint, render_error: Callable[[int, str], Respons
     @bp.before_request
     def _api_fault():
         values = current()
-        if not (values["SANDBOX_FAULT_API_500"] or values["SANDBOX_FAULT_API_500_RATE"]
-                or values["SANDBOX_FAULT_API_TIMEOUT"] or values["SANDBOX_FAULT_API_TIMEOUT_RATE"]):
+        if not (
+            values["SANDBOX_FAULT_API_500"]
+            or values["SANDBOX_FAULT_API_500_RATE"]
+            or values["SANDBOX_FAULT_API_TIMEOUT"]
+            or values["SANDBOX_FAULT_API_TIMEOUT_RATE"]
+        ):
             return None
         if not _in_scope(request.path, values["SANDBOX_FAULT_API_PATHS"]):
             return None
@@ -151,8 +169,9 @@ def install_api_faults(bp: Blueprint, render_error: Callable[[int, str], Respons
             time.sleep(values["SANDBOX_FAULT_API_HANG"])  # the provider not answering: a request, not a job
         if fires(values, "SANDBOX_FAULT_API_500"):
             if values["SANDBOX_FAULT_API_500_BARE"]:
-                return Response("<html><body><h1>500 Internal Server Error</h1></body></html>", 500,
-                                content_type="text/html")
+                return Response(
+                    "<html><body><h1>500 Internal Server Error</h1></body></html>", 500, content_type="text/html"
+                )
             return render_error(500, "Internal Server Error")
         return None
 
@@ -164,9 +183,12 @@ bp = Blueprint("sandbox_faults", __name__, url_prefix="/sandbox/faults")
 def _described() -> dict:
     values = current()
     overrides = _overrides()
-    return {"switches": {name: {"value": values[name], "default": default, "overridden": name in overrides,
-                                "meaning": meaning}
-                         for name, (_kind, default, meaning) in SWITCHES.items()}}
+    return {
+        "switches": {
+            name: {"value": values[name], "default": default, "overridden": name in overrides, "meaning": meaning}
+            for name, (_kind, default, meaning) in SWITCHES.items()
+        }
+    }
 
 
 @bp.get("")

@@ -1,5 +1,6 @@
 """The Daraja simulator: apps and OAuth (oauth), M-Pesa Express (stk), and its HTTP face (views).
 C2B and B2C will join as modules beside stk."""
+
 from portal.models import Merchant
 from portal.sandbox.daraja import oauth, stk
 

@@ -1,4 +1,5 @@
 """The Daraja simulator's refusals: raised anywhere in it, answered in Daraja's error envelope."""
+
 import random
 import secrets
 

@@ -1,4 +1,5 @@
 """The Daraja simulator's apps and OAuth: consumer key and secret in, 28-character bearer tokens out."""
+
 import base64
 import binascii
 import random
@@ -15,8 +16,9 @@ TOKEN_LIFETIME = 3600
 
 
 def create_app_credentials(name: str) -> SandboxApp:
-    app = SandboxApp(name=name, consumer_key=secrets.token_urlsafe(24)[:32],
-                     consumer_secret=secrets.token_urlsafe(24)[:32])
+    app = SandboxApp(
+        name=name, consumer_key=secrets.token_urlsafe(24)[:32], consumer_secret=secrets.token_urlsafe(24)[:32]
+    )
     db.session.add(app)
     return app
 
@@ -31,8 +33,11 @@ def issue_token(authorization: str | None) -> SandboxToken:
     app = SandboxApp.query.filter_by(consumer_key=key).first()
     if app is None or not secrets.compare_digest(app.consumer_secret.encode(), secret.encode()):
         raise SimError(400, "400.008.01", "Invalid Authentication passed")
-    token = SandboxToken(app_id=app.id, token="".join(random.choices(string.ascii_letters + string.digits, k=28)),
-                         expires_at=utcnow() + timedelta(seconds=TOKEN_LIFETIME))
+    token = SandboxToken(
+        app_id=app.id,
+        token="".join(random.choices(string.ascii_letters + string.digits, k=28)),
+        expires_at=utcnow() + timedelta(seconds=TOKEN_LIFETIME),
+    )
     db.session.add(token)
     db.session.commit()
     return token
