@@ -51,7 +51,7 @@ def merchant_create(name, email, password, sandbox):
         raise click.BadParameter("at least 8 characters", param_hint="--password")
     try:
         merchant = merchants.create_merchant(name, email, password, sandbox_credentials=sandbox)
-    except merchants.MerchantExists as exc:
+    except (merchants.MerchantExists, merchants.NoSandbox) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"merchant {merchant.id} created: {merchant.name} ({email})")
 

@@ -12,6 +12,12 @@ def sweep() -> dict:
 
 
 def sandbox_resolve_stk(request_id: int) -> str:
-    from portal.sandbox import stk
+    from portal.sandbox.daraja import stk
 
     return stk.resolve_and_call_back(request_id)
+
+
+def sandbox_deliver(delivery_id: int) -> str:
+    from portal.sandbox import delivery
+
+    return delivery.run(delivery_id)

@@ -1,9 +1,17 @@
 """Models: one module per aggregate. Importing this package registers every table."""
 from portal.models.merchant import ApiKey, Merchant, User
 from portal.models.payment import Callback, IdempotencyRecord, Payment, PaymentEvent, PaymentStatus
-from portal.models.sandbox import SandboxApp, SandboxSms, SandboxStkRequest, SandboxToken
+from portal.models.sandbox import (
+    SandboxApp,
+    SandboxDelivery,
+    SandboxDeliveryAttempt,
+    SandboxSms,
+    SandboxStkRequest,
+    SandboxToken,
+)
 
 __all__ = [
     "ApiKey", "Callback", "IdempotencyRecord", "Merchant", "Payment", "PaymentEvent",
-    "PaymentStatus", "SandboxApp", "SandboxSms", "SandboxStkRequest", "SandboxToken", "User",
+    "PaymentStatus", "SandboxApp", "SandboxDelivery", "SandboxDeliveryAttempt", "SandboxSms",
+    "SandboxStkRequest", "SandboxToken", "User",
 ]

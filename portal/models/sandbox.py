@@ -1,4 +1,6 @@
-"""State of the provider simulators: apps and tokens, and STK prompts on virtual phones."""
+"""State of the provider simulators: apps and tokens, STK prompts on virtual phones, and the
+callbacks and webhooks they deliver (every attempt kept as evidence)."""
+from portal.crypto import EncryptedText
 from portal.extensions import db
 from portal.timeutil import utcnow
 
@@ -37,7 +39,7 @@ class SandboxStkRequest(db.Model):
     amount = db.Column(db.Integer, nullable=False)
     account_reference = db.Column(db.String(64))
     description = db.Column(db.String(64))
-    callback_url = db.Column(db.Text, nullable=False)
+    callback_url = db.Column(EncryptedText, nullable=False)  # its query carries the receiver's callback token
     business_name = db.Column(db.String(120))  # shown on the prompt: "Pay KES 100 to DEMO SHOP?"
     interactive = db.Column(db.Boolean, nullable=False, default=False, server_default=db.false())
     planned_code = db.Column(db.Integer, nullable=False)
@@ -47,8 +49,7 @@ class SandboxStkRequest(db.Model):
     result_desc = db.Column(db.String(255))
     receipt = db.Column(db.String(16))
     resolved_at = db.Column(db.DateTime)
-    callbacks_sent = db.Column(db.Integer, nullable=False, default=0)
-    last_delivery = db.Column(db.String(255))
+    callbacks_sent = db.Column(db.Integer, nullable=False, default=0)  # copies handed to delivery
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     @property
@@ -65,3 +66,46 @@ class SandboxSms(db.Model):
     sender = db.Column(db.String(32), nullable=False)
     message = db.Column(db.Text, nullable=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class SandboxDelivery(db.Model):
+    """One copy of a callback or webhook a simulator sends (portal/sandbox/delivery.py).
+
+    `url` is the address with its query redacted, for people to read; `target` is the full
+    address, encrypted, because its query carries the receiver's callback token.
+    """
+
+    __tablename__ = "sandbox_deliveries"
+    id = db.Column(db.Integer, primary_key=True)
+    provider = db.Column(db.String(32), nullable=False)
+    kind = db.Column(db.String(32), nullable=False)
+    subject = db.Column(db.String(64), nullable=False, index=True)  # e.g. the CheckoutRequestID
+    url = db.Column(db.Text, nullable=False)
+    target = db.Column(EncryptedText, nullable=False)
+    body = db.Column(db.Text, nullable=False)
+    headers = db.Column(db.JSON)
+    copy = db.Column(db.Integer, nullable=False, default=1)
+    status = db.Column(db.String(16), nullable=False)  # held, pending, delivered, failed
+    attempts = db.Column(db.Integer, nullable=False, default=0)
+    max_attempts = db.Column(db.Integer, nullable=False, default=1)
+    lost_attempts = db.Column(db.Integer, nullable=False, default=0)  # fault switch: lost on the way
+    backoff = db.Column(db.Float, nullable=False, default=1.0)  # seconds before the first retry; doubles
+    not_before = db.Column(db.DateTime, nullable=False)
+    reorder_group = db.Column(db.String(32), index=True)  # fault switch: a group delivered newest first
+    reorder_position = db.Column(db.Integer)
+    last_outcome = db.Column(db.String(255))
+    delivered_at = db.Column(db.DateTime)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class SandboxDeliveryAttempt(db.Model):
+    """One attempt at a delivery: what came of it."""
+
+    __tablename__ = "sandbox_delivery_attempts"
+    id = db.Column(db.Integer, primary_key=True)
+    delivery_id = db.Column(db.Integer, db.ForeignKey("sandbox_deliveries.id"), nullable=False, index=True)
+    number = db.Column(db.Integer, nullable=False)
+    ok = db.Column(db.Boolean, nullable=False)
+    status_code = db.Column(db.Integer)
+    outcome = db.Column(db.String(255), nullable=False)  # "HTTP 200", "failed: ConnectionError", "lost (fault)"
+    at = db.Column(db.DateTime, nullable=False, default=utcnow)

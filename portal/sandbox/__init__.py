@@ -1,4 +1,6 @@
-"""Provider simulators, mounted under /sandbox when SANDBOX is on."""
+"""Provider simulators, mounted under /sandbox when SANDBOX is on: one package per provider
+(daraja/ today; paystack/ and africastalking/ beside it), the virtual phone, and what they share:
+delivery of callbacks and webhooks (delivery), fault switches (faults, with /sandbox/faults)."""
 from flask import Flask
 
 
@@ -7,9 +9,15 @@ def init_app(app: Flask) -> None:
         return
     from portal import errors
     from portal.extensions import csrf
-    from portal.sandbox import daraja, phone
+    from portal.sandbox import daraja, faults, phone
+    from portal.sandbox.daraja import views as daraja_views
 
-    csrf.exempt(daraja.bp)  # Daraja's API: bearer tokens, not sessions
-    app.register_blueprint(daraja.bp)
-    errors.register(daraja.bp.url_prefix, daraja.render_error)  # Daraja's envelope for 404, 405, 413 ...
+    # Services provision merchants through this registry and never import the sandbox.
+    app.extensions.setdefault("provisioners", {})["daraja"] = daraja.provision
+    csrf.exempt(daraja_views.bp)  # Daraja's API: bearer tokens, not sessions
+    app.register_blueprint(daraja_views.bp)
+    errors.register(daraja_views.bp.url_prefix, daraja_views.render_error)  # Daraja's envelope for 404, 405, 413
+    csrf.exempt(faults.bp)  # a JSON switchboard for tests and benchmarks
+    app.register_blueprint(faults.bp)
+    errors.register(faults.bp.url_prefix, errors.json_error)
     app.register_blueprint(phone.bp)  # a page for people: CSRF stays on

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 
 from portal.extensions import db
 from portal.models import SandboxSms, SandboxStkRequest
-from portal.sandbox import stk
+from portal.sandbox.daraja import stk
 from portal.timeutil import as_nairobi, utcnow
 from portal.web.htmx import is_htmx
 

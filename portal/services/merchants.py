@@ -6,11 +6,24 @@ from flask import current_app
 
 from portal.extensions import db
 from portal.models import ApiKey, Merchant, User
-from portal.sandbox.stk import PUBLIC_PASSKEY, PUBLIC_SHORTCODE, create_app_credentials
 
 
 class MerchantExists(ValueError):
     pass
+
+
+class NoSandbox(RuntimeError):
+    """Sandbox credentials were asked for, but no simulator is mounted (SANDBOX is off)."""
+
+
+def provision_sandbox(merchant: Merchant) -> None:
+    """Gives `merchant` credentials in every mounted simulator. The sandbox registers its
+    provisioners in app.extensions["provisioners"] when SANDBOX is on; services never import it."""
+    provisioners = current_app.extensions.get("provisioners", {})
+    if not provisioners:
+        raise NoSandbox("sandbox credentials need the simulators: SANDBOX is off")
+    for provision in provisioners.values():
+        provision(merchant)
 
 
 def create_merchant(name: str, email: str, password: str, *, sandbox_credentials: bool | None = None) -> Merchant:
@@ -25,9 +38,7 @@ def create_merchant(name: str, email: str, password: str, *, sandbox_credentials
     user.set_password(password)
     db.session.add(user)
     if sandbox_credentials if sandbox_credentials is not None else current_app.config["SANDBOX"]:
-        app = create_app_credentials(name)  # the simulator's prompts name it: "Pay KES 100 to DEMO SHOP?"
-        merchant.daraja_consumer_key, merchant.daraja_consumer_secret = app.consumer_key, app.consumer_secret
-        merchant.daraja_shortcode, merchant.daraja_passkey = PUBLIC_SHORTCODE, PUBLIC_PASSKEY
+        provision_sandbox(merchant)
     db.session.commit()
     return merchant
 

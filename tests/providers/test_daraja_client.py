@@ -16,7 +16,7 @@ from portal.providers.daraja import (
     StkQueryResult,
     stk_password,
 )
-from portal.sandbox.stk import PUBLIC_PASSKEY, PUBLIC_SHORTCODE
+from portal.sandbox.daraja.stk import PUBLIC_PASSKEY, PUBLIC_SHORTCODE
 from portal.services.mpesa import daraja_for
 from tests.conftest import wait_for
 from tests.helpers import sandbox_request

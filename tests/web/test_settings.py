@@ -5,7 +5,7 @@ from sqlalchemy import text
 
 from portal.extensions import db
 from portal.models import Merchant
-from portal.sandbox.stk import PUBLIC_PASSKEY
+from portal.sandbox.daraja.stk import PUBLIC_PASSKEY
 from portal.services.merchants import create_merchant
 
 SECRETS = ("daraja_consumer_key", "daraja_consumer_secret", "daraja_passkey", "paystack_secret_key")

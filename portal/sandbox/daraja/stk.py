@@ -1,28 +1,28 @@
-"""The Daraja simulator's logic: apps, tokens, STK prompts and their outcomes.
+"""The Daraja simulator's M-Pesa Express: STK push, query, and the prompts' outcomes.
 
 Outcomes are decided by the phone number (DESIGN §6), or by the person at the virtual phone
-while its page is open; callbacks are delivered over real HTTP, from a job, exactly once.
+while its page is open; each prompt's callback is handed to the delivery module exactly once.
 """
 import base64
-import binascii
 import logging
 import math
 import random
 import re
 import secrets
 import string
-import time
 from datetime import datetime, timedelta
 
 import redis
-import requests
 from flask import current_app
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
-from portal.models import SandboxApp, SandboxStkRequest, SandboxToken
+from portal.models import SandboxApp, SandboxStkRequest
 from portal.queueing import enqueue, get_redis
+from portal.sandbox import delivery
+from portal.sandbox.daraja.errors import SimError, invalid
+from portal.sandbox.daraja.errors import request_id_like_daraja as _request_id
 from portal.timeutil import as_nairobi, utcnow
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 PUBLIC_SHORTCODE = "174379"
 PUBLIC_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
 SHORTCODES = {PUBLIC_SHORTCODE: PUBLIC_PASSKEY}
-TOKEN_LIFETIME = 3600
 NO_CALLBACK = "9999"  # a phone ending in this pays, but its callback is lost
 ATTENDED_FOR = 5  # seconds a phone page counts as open after its last poll (it polls every second)
 TIMED_OUT = 1037
@@ -44,58 +43,6 @@ RESULTS = {
     2001: "The initiator information is invalid.",
 }
 SUFFIX_OUTCOMES = {"1032": 1032, "1037": 1037, "2001": 2001}
-
-
-class SimError(Exception):
-    """Answered as Daraja's error envelope."""
-
-    def __init__(self, status: int, code: str, message: str, request_id: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.request_id = request_id or _request_id()
-
-
-def invalid(field: str) -> SimError:
-    return SimError(400, "400.002.02", f"Bad Request - Invalid {field}")
-
-
-def _request_id() -> str:
-    h = secrets.token_hex
-    return f"{h(2)}-{h(2)}-{h(2)}-{h(6)}{random.randint(1000, 9999999)}"
-
-
-# -- apps and OAuth ----------------------------------------------------------------------
-def create_app_credentials(name: str) -> SandboxApp:
-    app = SandboxApp(name=name, consumer_key=secrets.token_urlsafe(24)[:32],
-                     consumer_secret=secrets.token_urlsafe(24)[:32])
-    db.session.add(app)
-    return app
-
-
-def issue_token(authorization: str | None) -> SandboxToken:
-    if not authorization or not authorization.startswith("Basic "):
-        raise SimError(400, "400.008.01", "Invalid Authentication passed")
-    try:
-        key, _, secret = base64.b64decode(authorization[6:].strip(), validate=True).decode().partition(":")
-    except (binascii.Error, ValueError):  # not base64, not ASCII, not UTF-8
-        raise SimError(400, "400.008.01", "Invalid Authentication passed") from None
-    app = SandboxApp.query.filter_by(consumer_key=key).first()
-    if app is None or not secrets.compare_digest(app.consumer_secret.encode(), secret.encode()):
-        raise SimError(400, "400.008.01", "Invalid Authentication passed")
-    token = SandboxToken(app_id=app.id, token="".join(random.choices(string.ascii_letters + string.digits, k=28)),
-                         expires_at=utcnow() + timedelta(seconds=TOKEN_LIFETIME))
-    db.session.add(token)
-    db.session.commit()
-    return token
-
-
-def check_bearer(authorization: str | None) -> SandboxApp:
-    """The app the bearer token was issued to; SimError 404 for a missing, unknown or expired token."""
-    token = (authorization or "")[7:].strip() if (authorization or "").startswith("Bearer ") else ""
-    row = SandboxToken.query.filter_by(token=token).first() if token else None
-    if row is None or row.expires_at <= utcnow():
-        raise SimError(404, "404.001.03", "Invalid Access Token")
-    return db.session.get(SandboxApp, row.app_id)
 
 
 # -- validation shared by push and query -----------------------------------------------
@@ -225,9 +172,10 @@ def push(body: dict, app: SandboxApp | None = None) -> SandboxStkRequest:
     return req
 
 
-def _schedule_resolution(req: SandboxStkRequest, delay: float) -> None:
-    enqueue("portal.jobs.sandbox_resolve_stk", req.id, queue="sandbox", job_id=f"sandbox-stk-{req.id}",
-            delay=delay, retry=False)
+def _schedule_resolution(req: SandboxStkRequest, delay: float, *, again: bool = False) -> None:
+    # The prompt's own job id absorbs a second scheduling; a job putting itself back cannot use it.
+    enqueue("portal.jobs.sandbox_resolve_stk", req.id, queue="sandbox",
+            job_id=None if again else f"sandbox-stk-{req.id}", delay=delay, retry=False)
 
 
 def query(body: dict) -> SandboxStkRequest:
@@ -277,39 +225,32 @@ def answer(req: SandboxStkRequest, pay: bool) -> bool:
 
 
 def resolve_and_call_back(request_id: int) -> str:
-    """Closes the prompt if still open and delivers its callback, once however many jobs ask."""
+    """The job: closes the prompt once its time is up (never before) and hands its callback to
+    delivery, once however many jobs ask."""
     req = db.session.get(SandboxStkRequest, request_id)
     if req is None:
         return "gone"
     early = (req.resolve_at - utcnow()).total_seconds()
-    if req.is_open and early > 0:  # RQ's scheduler works to the whole second; never answer early
-        time.sleep(min(early, 2.0))
+    if req.is_open and early > 0:  # RQ's scheduler works to the whole second: come back when due
+        _schedule_resolution(req, early, again=True)
+        db.session.commit()
+        return "not yet"
     resolve(req)
-    if not req.send_callback or req.callbacks_sent or not _claim_delivery(req):
+    if not req.send_callback:
         return "no callback"
-    payload = callback_body(req)
-    copies = max(1, int(current_app.config["SANDBOX_CALLBACK_COPIES"]))
-    for _ in range(copies):
-        try:
-            answer = requests.post(req.callback_url, json=payload, timeout=10)
-            req.last_delivery = f"HTTP {answer.status_code}"
-        except requests.RequestException as exc:  # Daraja does not retry; neither do we
-            req.last_delivery = f"failed: {exc.__class__.__name__}"
-        req.callbacks_sent += 1
-    db.session.commit()
-    return req.last_delivery
-
-
-def _claim_delivery(req: SandboxStkRequest) -> bool:
-    """Marks the callback as being sent; only one of the jobs asking (answer, timeout) gets True."""
+    copies = delivery.copies()
     claimed = db.session.execute(
         update(SandboxStkRequest)
-        .where(SandboxStkRequest.id == req.id, SandboxStkRequest.callbacks_sent == 0,
-               SandboxStkRequest.last_delivery.is_(None))
-        .values(last_delivery="sending")
+        .where(SandboxStkRequest.id == req.id, SandboxStkRequest.callbacks_sent == 0)
+        .values(callbacks_sent=copies)
     ).rowcount
+    if not claimed:
+        db.session.rollback()
+        return "no callback"
+    delivery.deliver(req.callback_url, callback_body(req), provider="daraja", kind="stk_callback",
+                     subject=req.checkout_request_id, copies=copies)
     db.session.commit()
-    return bool(claimed)
+    return f"{copies} callback(s) queued"
 
 
 def callback_body(req: SandboxStkRequest) -> dict:
@@ -324,7 +265,6 @@ def callback_body(req: SandboxStkRequest) -> dict:
             {"Name": "PhoneNumber", "Value": int(req.phone)},
         ]}
     return {"Body": {"stkCallback": stk}}
-
 
 
 def _checkout_request_id(phone: str) -> str:

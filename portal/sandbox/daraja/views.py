@@ -1,10 +1,25 @@
 """The Daraja simulator's HTTP face: Daraja's paths, shapes and error envelopes."""
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from portal.sandbox import stk
-from portal.sandbox.stk import SimError
+from portal.sandbox import faults
+from portal.sandbox.daraja import oauth as apps
+from portal.sandbox.daraja import stk
+from portal.sandbox.daraja.errors import SimError, request_id_like_daraja
 
 bp = Blueprint("sandbox_daraja", __name__, url_prefix="/sandbox/daraja")
+
+# Daraja's code for an error the simulator did not raise itself (routing, size, crash), by HTTP status.
+ERROR_CODES = {400: "400.002.05", 404: "404.001.01", 405: "405.001", 413: "413.001", 500: "500.003.1001"}
+
+
+def render_error(status: int, message: str, details=None) -> Response:
+    """Daraja's error envelope for any HTTP status: the renderer of every error under /sandbox/daraja."""
+    if status == 405:
+        message = f"{request.method} Method Not Allowed"
+    response = jsonify(requestId=request_id_like_daraja(), errorCode=ERROR_CODES.get(status, f"{status}.001"),
+                       errorMessage=message)
+    response.status_code = status
+    return response
 
 
 @bp.errorhandler(SimError)
@@ -12,14 +27,7 @@ def _sim_error(exc: SimError):
     return jsonify(requestId=exc.request_id, errorCode=exc.code, errorMessage=exc.message), exc.status
 
 
-def render_error(status: int, message: str, details=None):
-    """Daraja's envelope for the simulator's HTTP errors (wrong method, unknown path, too large)."""
-    code = f"{status}.001"
-    if status == 405:
-        message = f"{request.method} Method Not Allowed"
-    response = jsonify(requestId=stk._request_id(), errorCode=code, errorMessage=message)
-    response.status_code = status
-    return response
+faults.install_api_faults(bp, render_error)
 
 
 def _json_body() -> dict:
@@ -33,13 +41,13 @@ def _json_body() -> dict:
 def oauth():
     if request.args.get("grant_type") != "client_credentials":
         raise SimError(400, "400.008.02", "Invalid grant type passed")
-    token = stk.issue_token(request.headers.get("Authorization"))
-    return jsonify(access_token=token.token, expires_in=str(stk.TOKEN_LIFETIME - 1))
+    token = apps.issue_token(request.headers.get("Authorization"))
+    return jsonify(access_token=token.token, expires_in=str(apps.TOKEN_LIFETIME - 1))
 
 
 @bp.post("/mpesa/stkpush/v1/processrequest")
 def stk_push():
-    app = stk.check_bearer(request.headers.get("Authorization"))
+    app = apps.check_bearer(request.headers.get("Authorization"))
     req = stk.push(_json_body(), app)
     message = "Success. Request accepted for processing"
     return jsonify(MerchantRequestID=req.merchant_request_id, CheckoutRequestID=req.checkout_request_id,
@@ -48,7 +56,7 @@ def stk_push():
 
 @bp.post("/mpesa/stkpushquery/v1/query")
 def stk_query():
-    stk.check_bearer(request.headers.get("Authorization"))
+    apps.check_bearer(request.headers.get("Authorization"))
     req = stk.query(_json_body())
     return jsonify(ResponseCode="0", ResponseDescription="The service request has been accepted successsfully",
                    MerchantRequestID=req.merchant_request_id, CheckoutRequestID=req.checkout_request_id,

@@ -1,0 +1,201 @@
+"""What the simulator tests share: a Daraja integration's view of the simulator (Sim), a
+merchant's callback endpoint (Receiver) and Daraja's shapes to check answers against."""
+
+import base64
+import threading
+import time
+from datetime import datetime
+
+import requests
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from portal.extensions import db
+from portal.models import Merchant
+from portal.providers.daraja import stk_password
+from portal.sandbox.daraja.stk import PUBLIC_PASSKEY
+from portal.timeutil import daraja_timestamp
+from tests.conftest import wait_for
+
+SHORTCODE = "174379"
+PHONE = "254708374149"
+MISSING = object()  # an override that removes the field from the body
+ENVELOPE = {"requestId", "errorCode", "errorMessage"}
+ACCEPTED = "Success. Request accepted for processing"
+LOCKED = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
+
+
+def basic(key: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+
+
+class Sim:
+    """Talks to the simulator the way a Daraja integration would, with one merchant's app."""
+
+    def __init__(self, live_server: str, key: str, secret: str):
+        self.base = live_server + "/sandbox/daraja"
+        self.key, self.secret = key, secret
+        self.sink = live_server + "/sandbox-tests/nowhere"
+        self._token = None
+
+    def oauth(self, authorization: str | None = MISSING, grant_type="client_credentials") -> requests.Response:
+        headers = (
+            {}
+            if authorization is None
+            else {"Authorization": basic(self.key, self.secret) if authorization is MISSING else authorization}
+        )
+        params = {} if grant_type is None else {"grant_type": grant_type}
+        return requests.get(self.base + "/oauth/v1/generate", params=params, headers=headers, timeout=10)
+
+    def token(self) -> str:
+        if self._token is None:
+            answer = self.oauth()
+            assert answer.status_code == 200, answer.text
+            self._token = answer.json()["access_token"]
+        return self._token
+
+    def post(self, path: str, body=None, authorization=MISSING, **kw) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if authorization is MISSING:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        elif authorization is not None:
+            headers["Authorization"] = authorization
+        if body is not None:
+            kw["json"] = body
+        return requests.post(self.base + path, headers=headers, timeout=10, **kw)
+
+    def push_body(self, phone: str = PHONE, **overrides) -> dict:
+        timestamp = overrides.get("Timestamp", daraja_timestamp())
+        shortcode = overrides.get("BusinessShortCode", SHORTCODE)
+        body = {
+            "BusinessShortCode": shortcode,
+            "Password": stk_password(str(shortcode), PUBLIC_PASSKEY, str(timestamp)),
+            "Timestamp": timestamp,
+            "TransactionType": "CustomerPayBillOnline",
+            "Amount": 1,
+            "PartyA": phone,
+            "PartyB": SHORTCODE,
+            "PhoneNumber": phone,
+            "CallBackURL": self.sink,
+            "AccountReference": "Order123",
+            "TransactionDesc": "Payment",
+        }
+        body.update(overrides)
+        return {k: v for k, v in body.items() if v is not MISSING}
+
+    def push(self, phone: str = PHONE, **overrides) -> requests.Response:
+        return self.post("/mpesa/stkpush/v1/processrequest", self.push_body(phone, **overrides))
+
+    def accepted(self, phone: str = PHONE, **overrides) -> dict:
+        answer = self.push(phone, **overrides)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def query_body(self, checkout_id, **overrides) -> dict:
+        timestamp = overrides.get("Timestamp", daraja_timestamp())
+        body = {
+            "BusinessShortCode": SHORTCODE,
+            "Password": stk_password(SHORTCODE, PUBLIC_PASSKEY, timestamp),
+            "Timestamp": timestamp,
+            "CheckoutRequestID": checkout_id,
+        }
+        body.update(overrides)
+        return {k: v for k, v in body.items() if v is not MISSING}
+
+    def query(self, checkout_id, **overrides) -> requests.Response:
+        return self.post("/mpesa/stkpushquery/v1/query", self.query_body(checkout_id, **overrides))
+
+    def final_query(self, checkout_id, timeout: float = 10.0) -> dict:
+        def answered():
+            answer = self.query(checkout_id)
+            return answer.json() if answer.status_code == 200 else None
+
+        return wait_for(answered, timeout=timeout, what=f"the query for {checkout_id} to be final")
+
+
+def merchant_credentials(app, accounts, label="merchant") -> tuple[str, str]:
+    with app.app_context():
+        merchant = db.session.get(Merchant, accounts[label]["id"])
+        return merchant.daraja_consumer_key, merchant.daraja_consumer_secret
+
+
+class Receiver:
+    """A merchant's callback endpoint: a real HTTP server recording what it is sent. It answers
+    200, or the statuses queued in `refuse` first (one per request), as a failing endpoint would."""
+
+    def __init__(self):
+        self.received: list[dict] = []  # {"at": monotonic, "content_type": ..., "body": ..., "path": ...}
+        self.refused: list[dict] = []  # the requests answered with a queued failure status
+        self.refuse: list[int] = []
+        self._lock = threading.Lock()
+        self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/mpesa/callback"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _wsgi(self, environ, start_response):
+        request = Request(environ)
+        record = {
+            "at": time.monotonic(),
+            "content_type": request.content_type,
+            "path": request.path,
+            "query": request.query_string.decode(),
+            "headers": dict(request.headers),
+            "body": request.get_json(silent=True),
+        }
+        with self._lock:
+            status = self.refuse.pop(0) if self.refuse else 200
+            (self.received if status == 200 else self.refused).append(record)
+        answer = Response('{"ResultCode": 0, "ResultDesc": "Accepted"}', status=status, content_type="application/json")
+        return answer(environ, start_response)
+
+    def bodies(self, checkout_id: str | None = None) -> list[dict]:
+        with self._lock:
+            bodies = [r["body"] for r in self.received]
+        if checkout_id is None:
+            return bodies
+        return [b for b in bodies if b["Body"]["stkCallback"]["CheckoutRequestID"] == checkout_id]
+
+    def wait(self, count: int = 1, checkout_id: str | None = None, timeout: float = 10.0) -> list[dict]:
+        wait_for(
+            lambda: len(self.bodies(checkout_id)) >= count,
+            timeout=timeout,
+            what=f"{count} callback(s) for {checkout_id or 'any prompt'}",
+        )
+        return self.bodies(checkout_id)
+
+
+def metadata(stk_callback: dict) -> dict:
+    """CallbackMetadata items by Name (the position is not part of the contract)."""
+    items = stk_callback["CallbackMetadata"]["Item"]
+    by_name = {item["Name"]: item for item in items}
+    assert len(by_name) == len(items), f"duplicate item names in {items}"
+    return by_name
+
+
+def assert_envelope(answer: requests.Response, status: int, code: str, message: str) -> dict:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["Content-Type"].startswith("application/json"), answer.text
+    body = answer.json()
+    assert set(body) == ENVELOPE
+    assert body["errorCode"] == code
+    assert body["errorMessage"] == message
+    assert isinstance(body["requestId"], str) and body["requestId"]
+    return body
+
+
+def each(cases, check) -> None:
+    """Runs `check(case)` for every case and fails once, naming every case that failed."""
+    problems = []
+    for case in cases:
+        try:
+            check(case)
+        except (AssertionError, requests.RequestException, ValueError) as exc:
+            problems.append(f"{case!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    assert not problems, f"{len(problems)} of {len(cases)} cases failed:\n" + "\n".join(problems)
+
+
+def receipt_prefix(day: datetime) -> str:
+    """Year (N=2019), month (A=Jan) and day (1-9, then A=10) letters of a receipt (reference §3.3)."""
+    year = chr(ord("N") + day.year - 2019)
+    month = chr(ord("A") + day.month - 1)
+    return year + month + (str(day.day) if day.day < 10 else chr(ord("A") + day.day - 10))
