@@ -1,5 +1,6 @@
 """The portal's error pages (403, 404, 405, 500): the portal's own layout, in plain words,
 with a way back in. `render_portal_error` is the portal's entry for an error-renderer table."""
+
 import logging
 
 from flask import Flask, Response, render_template, request
@@ -13,14 +14,20 @@ NOT_PORTAL = ("/api", "/sandbox/daraja", "/callback", "/initiate_payment", "/tra
 PORTAL_CODES = (403, 404, 405, 500)
 WORDS = {
     403: ("Not allowed", "Your account cannot open this page."),
-    404: ("Page not found", "There is nothing at this address. It may have been mistyped, "
-                            "or it belongs to another account."),
+    404: (
+        "Page not found",
+        "There is nothing at this address. It may have been mistyped, or it belongs to another account.",
+    ),
     405: ("That did not work", "This page cannot be used that way. Go back and use the page's own buttons."),
-    500: ("Something went wrong", "The portal hit a problem and could not finish. Nothing you did caused it; "
-                                  "please try again in a minute."),
+    500: (
+        "Something went wrong",
+        "The portal hit a problem and could not finish. Nothing you did caused it; please try again in a minute.",
+    ),
 }
-PLAIN_500 = ("<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
-             "<p>Please try again in a minute. <a href=\"/\">Back to the portal</a></p>")
+PLAIN_500 = (
+    "<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1>"
+    '<p>Please try again in a minute. <a href="/">Back to the portal</a></p>'
+)
 
 
 def render_portal_error(code: int, message: str | None = None) -> Response:

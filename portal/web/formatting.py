@@ -1,4 +1,5 @@
 """How the portal prints money: integer minor units in, text out, never through a float."""
+
 from decimal import Decimal
 
 MINOR_DIGITS = 2  # KES and every currency we carry have cents

@@ -1,20 +1,23 @@
 """Security headers on every answer: a Content-Security-Policy with no inline script or style,
 no framing, no MIME sniffing, a referrer policy, and HSTS in production."""
+
 from flask import Flask, Response
 
 # htmx is vendored and told by base.html's htmx-config not to inject its inline indicator style
 # nor to eval, so 'self' suffices everywhere; SVG charts are inline markup, not images.
-CSP = "; ".join((
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "connect-src 'self'",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-))
+CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 HSTS = "max-age=31536000; includeSubDomains"
 
 
