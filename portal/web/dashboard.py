@@ -10,8 +10,8 @@ bp = Blueprint("dashboard", __name__)
 LATEST = 10
 # The chart's SVG user units: room on the left for the value axis, above the bars for their
 # values, below them for the day of the month.
-CHART_W, CHART_H = 560, 220
-LEFT, TOP, BOTTOM = 64, 22, 24
+CHART_W, CHART_H = 480, 220
+LEFT, TOP, BOTTOM = 74, 22, 24
 GRIDLINES = 4
 
 
