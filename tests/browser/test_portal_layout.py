@@ -1,6 +1,7 @@
 """The portal on a phone (390 px) and a desktop (1280 px): nothing scrolls sideways, rows read
 as cards on the phone, a long key name wraps, the figures follow the payments live, the Copy
 button works under the Content-Security-Policy, and the policy really is watched."""
+
 import re
 from datetime import timedelta
 
@@ -41,8 +42,14 @@ def test_no_page_scrolls_sideways_on_a_phone_or_a_desktop(new_page, api, account
     # Earlier days for the chart: its bars carry their values, up to a quarter of a million.
     now = utcnow()
     amounts = [125_000, 1_250_000, 95_000, 25_000_000, 4_000_000, 0, 3_300_000]
-    add(app, accounts["merchant"]["id"], len(amounts), amount=lambda i: amounts[i] or 100,
-        status=lambda i: "completed" if amounts[i] else "failed", created_at=lambda i: now - timedelta(days=i + 1))
+    add(
+        app,
+        accounts["merchant"]["id"],
+        len(amounts),
+        amount=lambda i: amounts[i] or 100,
+        status=lambda i: "completed" if amounts[i] else "failed",
+        created_at=lambda i: now - timedelta(days=i + 1),
+    )
     with app.app_context():
         from portal.models import Payment
 
@@ -56,9 +63,14 @@ def test_no_page_scrolls_sideways_on_a_phone_or_a_desktop(new_page, api, account
             page.get_by_label("Key name").fill(LONG_NAME)
             page.get_by_role("button", name="Create key").click()
             expect(page.locator("#key-list")).to_contain_text(LONG_NAME)
-        for name, path in (("dashboard", "/"), ("ledger", "/payments"), ("keys", "/keys"),
-                           ("payment", f"/payments/{pid}"), ("request", "/payments/new"),
-                           ("not-found", "/no-such-page")):
+        for name, path in (
+            ("dashboard", "/"),
+            ("ledger", "/payments"),
+            ("keys", "/keys"),
+            ("payment", f"/payments/{pid}"),
+            ("request", "/payments/new"),
+            ("not-found", "/no-such-page"),
+        ):
             page.goto(path)
             page.wait_for_load_state("load")
             assert_fits(page, viewport, f"{name} at {viewport['width']} px")
@@ -128,9 +140,15 @@ def test_the_policy_watch_sees_an_inline_script(browser, live_server):
         violations = []
         watch_csp(page, violations)
         policy = page.request.get(f"{live_server}/login").headers["content-security-policy"]
-        page.route(re.compile(r".*/inline-probe$"), lambda route: route.fulfill(
-            status=200, content_type="text/html", headers={"Content-Security-Policy": policy},
-            body="<!doctype html><p id=p>before</p><script>document.getElementById('p').textContent='ran'</script>"))
+        page.route(
+            re.compile(r".*/inline-probe$"),
+            lambda route: route.fulfill(
+                status=200,
+                content_type="text/html",
+                headers={"Content-Security-Policy": policy},
+                body="<!doctype html><p id=p>before</p><script>document.getElementById('p').textContent='ran'</script>",
+            ),
+        )
         page.goto("/inline-probe")
         expect(page.locator("#p")).to_have_text("before")
         page.wait_for_function("true")
