@@ -7,7 +7,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal import cli, errors, queueing, sandbox
+from portal import cli, errors, queueing, sandbox, web
 from portal.config import Config
 from portal.extensions import csrf, db, limiter, login_manager, migrate
 from portal.timeutil import nairobi
@@ -54,6 +54,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     for bp in (auth.bp, dashboard.bp, payments.bp, keys.bp, settings.bp):
         app.register_blueprint(bp)
 
+    web.init_app(app)
     cli.init_app(app)
     return app
 

@@ -59,10 +59,21 @@ class User(UserMixin, db.Model):
     merchant_id = db.Column(db.Integer, db.ForeignKey("merchants.id"), nullable=False, index=True)
     email = db.Column(db.String(254), nullable=False, unique=True)
     password_hash = db.Column(db.String(255), nullable=False)
+    # Part of the id flask-login keeps in the session: bumping it ends every session signed in before.
+    session_version = db.Column(db.Integer, nullable=False, default=0, server_default="0")
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     merchant = db.relationship(Merchant)
 
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    def end_sessions(self) -> None:
+        """Every session cookie issued so far stops working, copies included (sign-out, new password)."""
+        self.session_version = (self.session_version or 0) + 1
+
     def set_password(self, password: str) -> None:
+        if self.password_hash:  # a changed password signs out whoever knew the old one
+            self.end_sessions()
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:

@@ -2,6 +2,9 @@
 
 Amounts are integers in minor units (cents); money is never a float.
 """
+from sqlalchemy import and_
+from sqlalchemy.ext.hybrid import hybrid_property
+
 from portal.extensions import db
 from portal.models.merchant import MerchantScoped
 from portal.timeutil import utcnow
@@ -74,6 +77,18 @@ class Payment(MerchantScoped, db.Model):
     @property
     def is_final(self) -> bool:
         return self.status in PaymentStatus.FINAL
+
+    @hybrid_property
+    def refused(self) -> bool:
+        """Failed before the provider took it (Daraja refused the push, or could not be reached):
+        no provider id of any kind was ever stored, so no customer was ever asked to pay."""
+        return (self.status == PaymentStatus.FAILED and self.checkout_request_id is None
+                and self.conversation_id is None and self.provider_reference is None)
+
+    @refused.expression
+    def refused(cls):
+        return and_(cls.status == PaymentStatus.FAILED, cls.checkout_request_id.is_(None),
+                    cls.conversation_id.is_(None), cls.provider_reference.is_(None))
 
     @property
     def amount_major(self) -> int | float:

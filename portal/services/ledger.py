@@ -5,11 +5,12 @@ does on the (merchant_id, created_at) index."""
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import and_, or_
 
 from portal.models import Payment, PaymentStatus
-from portal.timeutil import nairobi_midnight_utc
+from portal.timeutil import as_nairobi, nairobi_midnight_utc
 
 PAGE_SIZE = 50
 STATUSES = PaymentStatus.ALL
@@ -92,17 +93,19 @@ def page(query, cursor: str | None, size: int = PAGE_SIZE) -> tuple[list[Payment
     return rows, (encode_cursor(rows[-1]) if more else None)
 
 
-CSV_HEADER = ["created_at_utc", "reference", "status", "amount", "currency", "phone", "account_reference",
+# Nairobi time like every screen, with its offset so a spreadsheet can still convert it.
+CSV_HEADER = ["created_at_eat", "reference", "status", "amount", "currency", "phone", "account_reference",
               "description", "receipt", "checkout_request_id", "result_code", "result_desc", "api", "rail", "kind"]
 
 
 def csv_rows(query):
-    """Rows for a CSV export, streamed in chunks; cells that a spreadsheet would run as a
-    formula are quoted with a leading apostrophe."""
+    """Rows for a CSV export, streamed in chunks; amounts in major units from exact decimals;
+    cells that a spreadsheet would run as a formula are quoted with a leading apostrophe."""
     yield CSV_HEADER
     for p in query.order_by(Payment.created_at.desc(), Payment.id.desc()).yield_per(500):
         yield [_cell(v) for v in (
-            p.created_at.isoformat(timespec="seconds"), p.reference, p.status, f"{p.amount / 100:.2f}", p.currency,
+            as_nairobi(p.created_at).isoformat(timespec="seconds"), p.reference, p.status,
+            Decimal(p.amount).scaleb(-2), p.currency,
             p.phone, p.account_reference, p.description, p.receipt, p.checkout_request_id, p.result_code,
             p.result_desc, p.api, p.rail, p.kind)]
 

@@ -1,5 +1,6 @@
 """Dashboard figures for one merchant: volume, count and success rate for today and this
-week (Nairobi time), and completed volume per day for the last 14 days."""
+week (Nairobi time), and completed volume per day for the last 14 days. A push M-Pesa refused
+never reached the customer, so it is counted apart and left out of the success rate."""
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -18,13 +19,16 @@ class Period:
     label: str
     count: int
     completed: int
-    settled: int
+    settled: int  # reached an outcome, refused pushes included
     volume: int  # minor units, completed payments only
+    refused: int = 0  # never reached the customer (Payment.refused)
 
     @property
     def success_rate(self) -> float | None:
-        """Completed out of those that reached an outcome; None before any did."""
-        return self.completed / self.settled if self.settled else None
+        """Completed out of those the customer answered or M-Pesa settled; refused pushes are
+        in neither count. None before any outcome."""
+        asked = self.settled - self.refused
+        return self.completed / asked if asked else None
 
 
 @dataclass
@@ -41,6 +45,7 @@ def period(merchant_id: int, label: str, since: date) -> Period:
         func.coalesce(func.sum(case((completed, 1), else_=0)), 0),
         func.coalesce(func.sum(case((Payment.status.in_(SETTLED), 1), else_=0)), 0),
         func.coalesce(func.sum(case((completed, Payment.amount), else_=0)), 0),
+        func.coalesce(func.sum(case((Payment.refused, 1), else_=0)), 0),
     ).filter(Payment.merchant_id == merchant_id, Payment.created_at >= nairobi_midnight_utc(since)).one()
     return Period(label, *(int(v) for v in row))
 

@@ -1,4 +1,5 @@
 """Sign-in and sign-out (flask-login, CSRF-protected form, throttled)."""
+import re
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -18,8 +19,13 @@ login_manager.login_message = "Please sign in to continue."
 
 
 @login_manager.user_loader
-def load_user(user_id: str):
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+def load_user(session_id: str):
+    """The session holds "<user id>:<session version>"; a version from before the last sign-out is refused."""
+    match = re.fullmatch(r"([0-9]{1,18}):([0-9]{1,9})", str(session_id))
+    if match is None:  # a cookie from before session versions, or one somebody wrote by hand
+        return None
+    user = db.session.get(User, int(match[1]))
+    return user if user is not None and user.session_version == int(match[2]) else None
 
 
 @login_manager.unauthorized_handler
@@ -93,6 +99,8 @@ def csrf_failed(_exc):
 @bp.post("/logout")
 @login_required
 def logout():
+    current_user.end_sessions()  # a copy of this session's cookie must not outlive the sign-out
+    db.session.commit()
     logout_user()
     flash("You are signed out.")
     return redirect(url_for("auth.login"))

@@ -1,5 +1,6 @@
 """Browser fixtures: Playwright driving Debian's Chromium against the live server.
-Screenshots go to tests/artifacts/screenshots (ignored by git)."""
+Screenshots go to tests/artifacts/screenshots (ignored by git). Every page is watched for
+Content-Security-Policy violations: a test whose pages caused one fails."""
 import os
 
 import pytest
@@ -28,19 +29,30 @@ def browser():
         browser.close()
 
 
+CSP_WORDS = "Content Security Policy"
+
+
+def watch_csp(page, violations: list) -> None:
+    """Chromium reports each blocked script, style or frame as a console error naming the policy."""
+    page.on("console", lambda m: violations.append(m.text) if m.type == "error" and CSP_WORDS in m.text else None)
+
+
 @pytest.fixture
 def new_page(browser, live_server):
-    contexts = []
+    contexts, violations = [], []
 
     def make(viewport=DESKTOP):
         context = browser.new_context(base_url=live_server, viewport=viewport)
         context.set_default_timeout(15_000)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        watch_csp(page, violations)
+        return page
 
     yield make
     for context in contexts:
         context.close()
+    assert not violations, f"the pages broke their Content-Security-Policy: {violations}"
 
 
 @pytest.fixture
@@ -56,8 +68,12 @@ def sign_in(page, account):
     page.wait_for_url("**/")
 
 
-def screenshot(page, name: str) -> str:
+def screenshot_path(name: str) -> str:
     os.makedirs(SHOTS, exist_ok=True)
-    path = os.path.join(SHOTS, f"{name}.png")
+    return os.path.join(SHOTS, f"{name}.png")
+
+
+def screenshot(page, name: str) -> str:
+    path = screenshot_path(name)
     page.screenshot(path=path, full_page=True)
     return path

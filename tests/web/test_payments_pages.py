@@ -17,7 +17,8 @@ _batch = itertools.count()
 
 
 def add(app, merchant_id, n, **kw):
-    """n payments, one second apart, newest last; returns their ids."""
+    """n payments, one second apart, newest last; returns their ids. Each was pushed, so each
+    has the CheckoutRequestID Daraja gave it (a push Daraja refused has none: see test_refused)."""
     batch = next(_batch)
     base = utcnow() - timedelta(hours=1)
     ids = []
@@ -27,7 +28,9 @@ def add(app, merchant_id, n, **kw):
                           receipt=f"UKM{i:07d}", rail="mpesa", kind="stk_push", api="checkout", meta={},
                           created_at=base + timedelta(seconds=i))
             fields.update({k: (v(i) if callable(v) else v) for k, v in kw.items()})
-            p = Payment(merchant_id=merchant_id, reference=f"PAY{merchant_id}X{batch}X{i:05d}", **fields)
+            reference = f"PAY{merchant_id}X{batch}X{i:05d}"
+            fields.setdefault("checkout_request_id", f"ws_CO_{reference}")
+            p = Payment(merchant_id=merchant_id, reference=reference, **fields)
             db.session.add(p)
             db.session.flush()
             ids.append(p.id)
@@ -90,14 +93,17 @@ def test_filters_and_search(app, client, signed_in, accounts):
 
 
 def test_csv_export_follows_the_filter_and_defuses_formulas(app, client, signed_in):
-    add(app, signed_in, 3, status=lambda i: "completed" if i else "failed",
+    ids = add(app, signed_in, 3, status=lambda i: "completed" if i else "failed",
         account_reference=lambda i: "=HYPERLINK(1)" if i == 2 else f"ORD{i:04d}")
     with client.get("/payments/export.csv?status=completed") as answer:
         assert answer.mimetype == "text/csv" and "attachment" in answer.headers["Content-Disposition"]
         rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
-    assert rows[0][:4] == ["created_at_utc", "reference", "status", "amount"]
+    assert rows[0][:4] == ["created_at_eat", "reference", "status", "amount"]
     assert [r[2] for r in rows[1:]] == ["completed", "completed"]
     assert rows[1][3] == "100.00" and rows[1][6] == "'=HYPERLINK(1)"
+    with app.app_context():
+        created = db.session.get(Payment, int(ids[2])).created_at
+    assert rows[1][0] == (created + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S+03:00")  # Nairobi, like the screens
 
 
 def test_row_and_detail_partials_stop_polling_once_final(app, client, signed_in):
