@@ -48,14 +48,26 @@ def start_worker(app, worker, live_server):
     if not app.config["REDIS_URL"]:
         pytest.fail("worker.py needs a real Redis: set TEST_REDIS_URL")
     worker.pause()  # the worker.py processes do all the work in this test
-    env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
-               SECRET_KEY=app.config["SECRET_KEY"], PUBLIC_BASE_URL=live_server, LOG_LEVEL="WARNING")
+    env = dict(
+        os.environ,
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=app.config["REDIS_URL"],
+        SECRET_KEY=app.config["SECRET_KEY"],
+        PUBLIC_BASE_URL=live_server,
+        LOG_LEVEL="WARNING",
+    )
     started = []
 
     def start():
         log = tempfile.NamedTemporaryFile("w+", prefix="worker-", suffix=".log")
-        proc = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "worker.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         started.append((proc, log))
         return proc, log
 
@@ -77,9 +89,13 @@ def start_worker(app, worker, live_server):
 def test_sigkilled_worker_leaves_nothing_and_a_new_one_takes_over_at_once(app, start_worker):
     redis = app.extensions["redis"]
     first, _ = start_worker()
-    held_by_first = wait_for(lambda: (pids := set(lock_holders(redis).values())) <= set(session_members(first.pid))
-                             and None not in pids and pids, timeout=30,
-                             what="the first worker (or a process of it) to hold every scheduler lock")
+    held_by_first = wait_for(
+        lambda: (
+            (pids := set(lock_holders(redis).values())) <= set(session_members(first.pid)) and None not in pids and pids
+        ),
+        timeout=30,
+        what="the first worker (or a process of it) to hold every scheduler lock",
+    )
 
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
@@ -88,8 +104,11 @@ def test_sigkilled_worker_leaves_nothing_and_a_new_one_takes_over_at_once(app, s
 
     second, log = start_worker()
     job = Queue("default", connection=redis).enqueue_in(timedelta(seconds=1), "os.getpid")
-    job = wait_for(lambda: (j := Job.fetch(job.id, connection=redis)).is_finished and j, timeout=30,
-                   what="the delayed job to be scheduled and run by the new worker")
+    job = wait_for(
+        lambda: (j := Job.fetch(job.id, connection=redis)).is_finished and j,
+        timeout=30,
+        what="the delayed job to be scheduled and run by the new worker",
+    )
     assert job.return_value() == second.pid
     assert set(lock_holders(redis).values()) == {second.pid}
     log.seek(0)
@@ -101,8 +120,11 @@ def test_sigkilled_worker_leaves_nothing_and_a_new_one_takes_over_at_once(app, s
 def test_stopped_worker_releases_the_scheduler_locks(app, start_worker):
     redis = app.extensions["redis"]
     proc, _ = start_worker()
-    wait_for(lambda: set(lock_holders(redis).values()) == {proc.pid}, timeout=30,
-             what="the worker to hold every scheduler lock")
+    wait_for(
+        lambda: set(lock_holders(redis).values()) == {proc.pid},
+        timeout=30,
+        what="the worker to hold every scheduler lock",
+    )
     proc.terminate()
     assert proc.wait(timeout=15) is not None
     assert set(lock_holders(redis).values()) == {None}
