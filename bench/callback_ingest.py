@@ -186,7 +186,9 @@ def main() -> None:
     with Procfile(env, names=["web"]) as served:
         base = served.web_url
         rate(200, lambda s, i: s.get(base + "/health", timeout=60).status_code)  # warm-up: pools, imports
+        cpu = served.cpu_seconds("web")
         trivial = rate(len(posts), lambda s, i: s.get(base + "/health", timeout=60).status_code)
+        cpu_trivial, cpu = served.cpu_seconds("web") - cpu, served.cpu_seconds("web")
         ingest = rate(
             len(posts),
             lambda s, i: (
@@ -195,9 +197,14 @@ def main() -> None:
                 ).status_code
             ),
         )
+        cpu_ingest = served.cpu_seconds("web") - cpu
     print(f"trivial route (GET /health): {trivial:8.1f} requests/s")
     print(f"callback ingest:             {ingest:8.1f} callbacks/s")
     print(f"ratio ingest / trivial:      {ingest / trivial:8.2f}   (target >= {TARGET:.2f})")
+    print(
+        f"web CPU per request:         {cpu_ingest * 1000 / len(posts):8.1f} ms a callback, "
+        f"{cpu_trivial * 1000 / len(posts):.1f} ms a GET /health"
+    )
     check(app, payments, PAYMENTS // 4)
     first, duplicate = statements_per_callback(app, merchant_id)
     print(f"SQL statements: {first} for a callback, {duplicate} for its duplicate")

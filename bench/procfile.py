@@ -86,6 +86,10 @@ class Procfile:
                         raise RuntimeError(f"{name} did not answer within {timeout}s:\n{self.log(name)}") from None
                     time.sleep(0.1)
 
+    def cpu_seconds(self, name: str) -> float:
+        """CPU time (user + system) so far of the live processes of `name` (gunicorn's master and workers)."""
+        return session_cpu_seconds(self.procs[name].pid)
+
     def log(self, name: str) -> str:
         self.logs[name].flush()
         with open(self.logs[name].name) as f:
@@ -109,6 +113,21 @@ class Procfile:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def session_cpu_seconds(sid: int) -> float:
+    """CPU time (user + system) so far of the live processes in session `sid`."""
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid:  # fields: state, ppid, pgrp, session, ..., utime, stime at 11, 12
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 
-from bench.procfile import ROOT, Procfile, fire, free_port, fresh_database  # noqa: E402
+from bench.procfile import ROOT, Procfile, fire, free_port, fresh_database, session_cpu_seconds  # noqa: E402
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "64"))
 LATENCY = float(os.environ.get("BENCH_LATENCY", "0.3"))
@@ -97,9 +97,19 @@ def main() -> None:
             )
             requests.get(f"http://127.0.0.1:{proxy_port}/", timeout=30)  # the proxy is up
             warm = fire(CLIENTS, initiate, CLIENTS)  # pools, imports, the OAuth token
+            cpu = {
+                "web": served.cpu_seconds("web"),
+                "sandbox": served.cpu_seconds("sandbox"),
+                "proxy": session_cpu_seconds(proxy.pid),
+            }
             started = time.perf_counter()
             answers = fire(INITIATIONS, initiate, CLIENTS)
             elapsed = time.perf_counter() - started
+            cpu = {
+                "web": served.cpu_seconds("web") - cpu["web"],
+                "sandbox": served.cpu_seconds("sandbox") - cpu["sandbox"],
+                "proxy": session_cpu_seconds(proxy.pid) - cpu["proxy"],
+            }
     finally:
         proxy.terminate()
         proxy.wait()
@@ -110,6 +120,13 @@ def main() -> None:
     print(f"initiations:            {rate:8.1f} /s")
     print(f"ideal (clients/latency): {ideal:7.1f} /s")
     print(f"ratio rate / ideal:      {rate / ideal:7.2f}   (target >= {TARGET:.2f})")
+    per = {name: seconds * 1000 / INITIATIONS for name, seconds in cpu.items()}
+    print(
+        "CPU per initiation:      "
+        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in per.items())
+        + f"; all {os.cpu_count()} cores at web + sandbox alone would allow "
+        f"{os.cpu_count() * 1000 / (per['web'] + per['sandbox']):.0f} /s"
+    )
     check(len(warm) + INITIATIONS)
 
 
