@@ -5,44 +5,42 @@ simulated provider answer like a real one, without spending the web process's CP
     .venv/bin/python bench/latency_proxy.py PORT UPSTREAM [LATENCY]
 """
 
-from gevent import monkey
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-monkey.patch_all()
-
-import sys  # noqa: E402
-
-import gevent  # noqa: E402
-import requests  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
+import requests
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 
 
-def make_app(upstream: str, latency: float):
-    def app(environ, start_response):
-        gevent.sleep(latency)
-        url = (
-            upstream
-            + environ.get("PATH_INFO", "")
-            + ("?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING") else "")
-        )
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else None
-        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
-        if environ.get("CONTENT_TYPE"):
-            headers["Content-Type"] = environ["CONTENT_TYPE"]
-        # a connection per request, as the portal's Daraja client makes: no stale keep-alive to trip on
-        answer = requests.request(environ["REQUEST_METHOD"], url, data=body, headers=headers, timeout=60)
-        start_response(
-            f"{answer.status_code} {answer.reason}",
-            [(k, v) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP],
-        )
-        return [answer.content]
+class Delaying(BaseHTTPRequestHandler):
+    upstream = ""
+    latency = 0.3
 
-    return app
+    def _forward(self) -> None:
+        time.sleep(self.latency)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        # a connection per request, as the portal's Daraja client makes: no stale keep-alive to trip on
+        answer = requests.request(self.command, self.upstream + self.path, data=body, headers=headers, timeout=60)
+        self.send_response(answer.status_code)
+        for k, v in answer.headers.items():
+            if k.lower() not in HOP_BY_HOP:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = _forward
+
+    def log_message(self, *args) -> None:
+        pass
 
 
 if __name__ == "__main__":
-    port, upstream = int(sys.argv[1]), sys.argv[2].rstrip("/")
-    latency = float(sys.argv[3]) if len(sys.argv) > 3 else 0.3
-    WSGIServer(("127.0.0.1", port), make_app(upstream, latency), log=None).serve_forever()
+    port, Delaying.upstream = int(sys.argv[1]), sys.argv[2].rstrip("/")
+    Delaying.latency = float(sys.argv[3]) if len(sys.argv) > 3 else 0.3
+    ThreadingHTTPServer.request_queue_size = 256  # 64 clients connect at once
+    ThreadingHTTPServer(("127.0.0.1", port), Delaying).serve_forever()

@@ -75,7 +75,8 @@ def main() -> None:
             str(proxy_port),
             served.sandbox_url,
             str(LATENCY),
-        ]
+        ],
+        start_new_session=True,  # its own session: its CPU is counted apart
     )
     phones = iter(range(10**8))
 
