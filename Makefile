@@ -29,6 +29,8 @@ test: install
 
 bench: install
 	$(PY) bench/ledger_paging.py
+	$(PY) bench/callback_ingest.py
+	$(PY) bench/stk_initiation.py
 
 lint: install
 	$(VENV)/bin/ruff check portal tests worker.py wsgi.py

@@ -15,7 +15,8 @@ from portal.timeutil import nairobi
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def create_app(overrides: dict | None = None) -> Flask:
+def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
+    """The whole app, or with part="sandbox" the provider simulators alone (sandbox_wsgi.py)."""
     app = Flask(
         __name__,
         template_folder=os.path.join(ROOT, "templates"),
@@ -40,6 +41,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     limiter.init_app(app)
     queueing.init_app(app)
     sandbox.init_app(app)
+    if part == "sandbox":
+        return app
 
     import portal.services  # noqa: F401  (every rail registers its inbox interpreters and sweeper steps)
     from portal.api import checkout

@@ -5,6 +5,7 @@ Jobs are idempotent and keyed by database ids; Redis may lose everything, the sw
 re-derives lost work from the database.
 """
 import logging
+import os
 import random
 import threading
 import time
@@ -16,7 +17,10 @@ from flask_sqlalchemy.session import Session
 from rq import Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.scheduler import RQScheduler
+from rq.scripts import acquire_or_refresh_lock, release_lock
 from rq.timeouts import TimerDeathPenalty
+from rq.utils import now
 from sqlalchemy import event
 
 log = logging.getLogger(__name__)
@@ -125,14 +129,118 @@ def enqueue_periodic(app: Flask, last_run: dict) -> None:
             _send(app, func, (), queue, job_id, None, False)
 
 
+class ThreadScheduler(RQScheduler):
+    """RQ's scheduler as a thread of the worker process, not a forked child: a worker killed
+    with SIGKILL leaves no orphan behind holding the scheduler locks. Its locks live
+    LOCK_TTL seconds (RQ's own live 61), it tries for free locks on every tick (RQ's worker
+    retries every 10 minutes), and a lock whose holder was a process on this host that is
+    gone is taken over at once, so a restarted worker schedules from its first second."""
+
+    LOCK_TTL = 10
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._stopping = threading.Event()
+
+    def start(self) -> threading.Thread:
+        self._stopping.clear()
+        self._process = threading.Thread(target=self.work, name="rq-scheduler", daemon=True)
+        self._process.start()
+        return self._process
+
+    def request_stop(self, signum=None, frame=None) -> None:
+        self._stopping.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.request_stop()
+        if self._process is not None and self._process is not threading.current_thread():
+            self._process.join(timeout)
+
+    def work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.tick()
+            except Exception:  # Redis away for a moment: the next tick tries again
+                self.log.exception("scheduler tick failed")
+            self._stopping.wait(self.interval)
+        try:
+            self.stop()
+        except Exception:  # the locks expire by themselves
+            self.log.exception("could not release the scheduler locks")
+
+    def tick(self) -> None:
+        self.pid = os.getpid()
+        self.last_heartbeat = now()
+        self.save()  # the hash that tells other schedulers which process holds our locks
+        held = set()
+        for name in self._queue_names:
+            key = self.get_locking_key(name)
+            outcome = acquire_or_refresh_lock(self.connection, key, self.name, self.LOCK_TTL)
+            if outcome == "taken" and self._holder_gone(key):
+                outcome = acquire_or_refresh_lock(self.connection, key, self.name, self.LOCK_TTL)
+            if outcome != "taken":
+                held.add(name)
+        if held != self._acquired_locks:
+            self.log.info("scheduling for %s", ", ".join(sorted(held)) or "no queue")
+            self._acquired_locks = held
+            self._scheduled_job_registries = []
+        self.enqueue_scheduled_jobs()
+
+    def _holder_gone(self, key: str) -> bool:
+        """Releases `key` when its holder is a scheduler of a dead process on this host."""
+        holder = self.connection.get(key)
+        if holder is None:
+            return True
+        holder = holder.decode()
+        info = {k.decode(): v.decode() for k, v in self.connection.hgetall(f"rq:scheduler:{holder}").items()}
+        if info.get("hostname") != self.hostname or not info.get("pid", "").isdigit():
+            return False  # another host, or not registered yet: its lock expires within LOCK_TTL
+        pid = int(info["pid"])
+        if pid == os.getpid() or not _process_alive(pid):  # our pid is a previous life's (containers reuse pids)
+            self.log.warning("taking over the scheduler lock %s of dead process %s", key, pid)
+            release_lock(self.connection, key, holder)
+            return True
+        return False
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"  # a zombie is dead, only not yet reaped
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+
+
 class AppWorker(SimpleWorker):
-    """Runs each job inside an app context; jobs run in this process (one app, one pool)."""
+    """Runs each job inside an app context; jobs run in this process (one app, one pool),
+    and so does the scheduler (a thread, see ThreadScheduler)."""
 
     flask_app: Flask | None = None
 
     def execute_job(self, job, queue):
         with self.flask_app.app_context():
             return super().execute_job(job, queue)
+
+    def _start_scheduler(self, burst=False, logging_level="INFO", *args, **kwargs):
+        if burst:  # RQ's own: schedule what is due, then let go of the locks
+            return super()._start_scheduler(burst, logging_level, *args, **kwargs)
+        self.scheduler = ThreadScheduler(self.queues, connection=self.connection, serializer=self.serializer,
+                                         logging_level=logging_level or "INFO")
+        self.scheduler.start()
+
+    def stop_scheduler(self):
+        if isinstance(self.scheduler, ThreadScheduler):
+            self.scheduler.join(timeout=10)
+        else:
+            super().stop_scheduler()
 
 
 class ThreadWorker(AppWorker):
