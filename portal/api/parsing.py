@@ -1,6 +1,7 @@
 """Hostile input made harmless for every JSON dialect: a body parsed as a JSON object (no
 NaN/Infinity, no overflowing numbers, no nesting past what Python can follow, UTF-8 only),
 text checked for control characters, and values made safe to echo back in an error."""
+
 import json
 import math
 import re
