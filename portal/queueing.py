@@ -164,6 +164,7 @@ class BackgroundWorker:
         self._burst = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="background-worker", daemon=True)
         self._last_periodic: dict = {}
+        self._current: ThreadWorker | None = None
         self._bursts = threading.Condition()
         self._started = self._finished_idle = 0  # numbers of bursts begun, and of the last one that found no work
 
@@ -181,6 +182,9 @@ class BackgroundWorker:
 
     def pause(self) -> None:
         self._paused.set()
+        current = self._current
+        if current is not None:
+            current._stop_requested = True  # RQ's own flag: the burst ends after the job in hand
         with self._burst:  # waits for the running burst; the next one sees the flag
             pass
 
@@ -226,7 +230,7 @@ class BackgroundWorker:
                         self._started += 1
                         number = self._started
                     worked = self._work_once(queues, connection)
-                    if not worked:
+                    if not worked and not self._paused.is_set():  # a burst cut short by pause() proves nothing
                         with self._bursts:
                             self._finished_idle = number
                             self._bursts.notify_all()
@@ -252,7 +256,10 @@ class BackgroundWorker:
             enqueue_periodic(self.app, self._last_periodic)
             worker = ThreadWorker(queues, connection=connection)
             worker.flask_app = self.app
+            self._current = worker
             return worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
         except Exception:  # keep the thread alive; RQ records each job's own failure
             log.exception("background worker burst failed")
             return True
+        finally:
+            self._current = None
