@@ -34,6 +34,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check portal tests worker.py wsgi.py
+	$(VENV)/bin/ruff format --check portal tests worker.py wsgi.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -17,6 +17,7 @@ from flask_sqlalchemy.session import Session
 from rq import Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 from rq.scripts import acquire_or_refresh_lock, release_lock
 from rq.timeouts import TimerDeathPenalty
@@ -108,6 +109,8 @@ def _send(app, func, args, queue, job_id, delay, retry) -> None:
                 q.enqueue_in(timedelta(seconds=delay), func, *args, unique=bool(job_id), **options)
             else:
                 q.enqueue(func, *args, unique=bool(job_id), **options)
+            if (background := app.extensions.get("background_worker")) is not None:
+                background.wake()  # a scheduled job's due time may now be the earliest
             return
         except DuplicateJobError:
             try:
@@ -254,49 +257,117 @@ class ThreadWorker(AppWorker):
 
 class BackgroundWorker:
     """The in-process worker of embedded mode and of the tests: the same RQ jobs, the same
-    scheduler, in a thread that works in short bursts. `pause()` returns once no burst is
-    running and none will start, so tests can truncate tables with no job half-done."""
+    scheduler, in a thread that works in short bursts. It sleeps until a job is enqueued in
+    this process, a scheduled or periodic job falls due, or `idle` seconds pass (for jobs
+    enqueued by other processes): an idle worker costs next to no CPU. `pause()` returns
+    once no burst is running and none will start, so tests can truncate tables with no job
+    half-done."""
 
-    def __init__(self, app: Flask, poll: float = 0.05):
+    def __init__(self, app: Flask, idle: float = 0.5):
         self.app = app
-        self.poll = poll
+        self.idle = idle
         self._stop = threading.Event()
         self._paused = threading.Event()
+        self._wake = threading.Event()
         self._burst = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="background-worker", daemon=True)
         self._last_periodic: dict = {}
+        self._current: ThreadWorker | None = None
+        self._bursts = threading.Condition()
+        self._started = self._finished_idle = 0  # numbers of bursts begun, and of the last one that found no work
 
     def start(self) -> "BackgroundWorker":
+        self.app.extensions["background_worker"] = self
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=30)
+        if self.app.extensions.get("background_worker") is self:
+            del self.app.extensions["background_worker"]
 
     def pause(self) -> None:
         self._paused.set()
+        current = self._current
+        if current is not None:
+            current._stop_requested = True  # RQ's own flag: the burst ends after the job in hand
         with self._burst:  # waits for the running burst; the next one sees the flag
             pass
 
     def resume(self) -> None:
         self._last_periodic.clear()
         self._paused.clear()
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wait_until_idle(self, timeout: float = 30.0, scheduled: bool = True) -> None:
+        """Returns once a burst begun after this call found no job to run, and (with `scheduled`)
+        no job waits in a scheduled registry: every job enqueued before the call, and every job
+        those jobs enqueued, has finished. Without `scheduled`, jobs due later are left waiting.
+        Tests use it to assert that something did *not* happen."""
+        deadline = time.monotonic() + timeout
+        with self._bursts:
+            after = self._started
+        while True:
+            self.wake()
+            with self._bursts:
+                while self._finished_idle <= after:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(f"the background worker was still busy after {timeout}s")
+                    self._bursts.wait(left)
+                after = self._started
+            connection = self.app.extensions["redis"]
+            keys = [ScheduledJobRegistry(name, connection=connection).key for name in QUEUES]
+            if not scheduled or not any(connection.zcard(key) for key in keys):
+                return
 
     def _run(self) -> None:
         connection = self.app.extensions["redis"]
         queues = [Queue(name, connection=connection) for name in QUEUES]
+        registries = [ScheduledJobRegistry(queue=q) for q in queues]
         while not self._stop.is_set():
+            self._wake.clear()  # before the burst: a job enqueued during it wakes the next one
             with self._burst:
                 if not self._paused.is_set():
-                    self._work_once(queues, connection)
-            time.sleep(self.poll)
+                    with self._bursts:
+                        self._started += 1
+                        number = self._started
+                    worked = self._work_once(queues, connection)
+                    if not worked and not self._paused.is_set():  # a burst cut short by pause() proves nothing
+                        with self._bursts:
+                            self._finished_idle = number
+                            self._bursts.notify_all()
+            self._wake.wait(self._until_due(registries, connection))
 
-    def _work_once(self, queues, connection) -> None:
+    def _until_due(self, registries, connection) -> float:
+        """Seconds until the earliest scheduled or periodic job is due, at most `idle`."""
+        wait = self.idle
+        try:
+            for registry in registries:
+                for _job_id, at in connection.zrange(registry.key, 0, 0, withscores=True):
+                    wait = min(wait, at - time.time())
+        except redis.RedisError:
+            pass
+        now = time.monotonic()
+        for job_id, (_func, _queue, interval_key) in PERIODIC.items():
+            wait = min(wait, self._last_periodic.get(job_id, 0) + float(self.app.config[interval_key]) - now)
+        return max(wait, 0.01)
+
+    def _work_once(self, queues, connection) -> bool:
+        """One burst; True if it ran a job (or failed, so that nobody takes it for idle)."""
         try:
             enqueue_periodic(self.app, self._last_periodic)
             worker = ThreadWorker(queues, connection=connection)
             worker.flask_app = self.app
-            worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+            self._current = worker
+            return worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
         except Exception:  # keep the thread alive; RQ records each job's own failure
             log.exception("background worker burst failed")
+            return True
+        finally:
+            self._current = None

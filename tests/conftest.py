@@ -1,6 +1,7 @@
 """Fixtures in flaskr's shape: one app from create_app() with its schema from the real
-migrations, a live server and the in-process worker (the same RQ jobs, over real Redis),
-tables truncated and the Redis test db flushed between tests."""
+migrations, a live server and the in-process worker (the same RQ jobs, over real Redis)
+started by the first test that needs them, tables emptied after writes and the Redis test
+db flushed between tests."""
 import os
 import re
 import tempfile
@@ -10,7 +11,7 @@ import time
 import pytest
 import requests
 from flask_migrate import upgrade
-from sqlalchemy import text
+from sqlalchemy import event, text
 from werkzeug.serving import make_server
 
 from portal import create_app
@@ -44,16 +45,29 @@ def _reset_schema(app) -> None:
         upgrade()
 
 
+_running: dict = {}  # the session's worker once a test has asked for the live server
+_dirty = threading.Event()  # set by any write to the database since the last clean-up
+
+
+def _note_writes(_conn, _cursor, statement, *_args) -> None:
+    if not _dirty.is_set() and statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        _dirty.set()
+
+
 @pytest.fixture(scope="session")
 def app():
     app = create_app(dict(TEST_CONFIG))
+    app.config["PASSWORD_HASH_METHOD"] = "pbkdf2:sha256:1"  # scrypt per seeded user would cost seconds
     limiter.enabled = False
     _reset_schema(app)
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", _note_writes)
+    _dirty.set()
     return app
 
 
 @pytest.fixture(scope="session")
-def live_server(app):
+def _http_server(app):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -64,33 +78,51 @@ def live_server(app):
 
 
 @pytest.fixture(scope="session")
-def worker(app, live_server):
+def worker(app, _http_server):
     worker = BackgroundWorker(app).start()
+    _running["worker"] = worker
     yield worker
+    _running.pop("worker")
     worker.stop()
 
 
+@pytest.fixture(scope="session")
+def live_server(_http_server, worker):
+    """The app over real HTTP with the in-process worker behind it; started by the first test that asks."""
+    return _http_server
+
+
 @pytest.fixture(autouse=True)
-def clean(app, worker):
-    """Every test starts from empty tables, an empty Redis db and the session's config."""
-    worker.pause()
+def clean(app):
+    """Every test starts from empty tables, an empty Redis db and the session's config.
+    Tables are emptied only when something was written; tests that need neither the live
+    server nor the worker do not start them."""
+    worker = _running.get("worker")
+    if worker:
+        worker.pause()
     saved = dict(app.config)
-    with app.app_context():
-        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
-        if db.engine.dialect.name == "postgresql":
-            db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                db.session.execute(text(f"DELETE FROM {table}"))
-        db.session.commit()
-        app.extensions["redis"].flushdb()
-    worker.resume()
+    if _dirty.is_set():
+        with app.app_context():
+            tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+            if db.engine.dialect.name == "postgresql":
+                db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    db.session.execute(text(f"DELETE FROM {table}"))
+            db.session.commit()
+        _dirty.clear()
+    app.extensions["redis"].flushdb()
+    if worker:
+        worker.resume()
     yield
-    worker.pause()
+    worker = _running.get("worker")
+    if worker:
+        worker.pause()
     app.config.clear()
     app.config.update(saved)
     limiter.enabled = False
-    worker.resume()
+    if worker:
+        worker.resume()
 
 
 @pytest.fixture

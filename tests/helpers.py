@@ -32,3 +32,10 @@ def sandbox_request(app, checkout_id) -> SandboxStkRequest:
         req = SandboxStkRequest.query.filter_by(checkout_request_id=checkout_id).one()
         db.session.expunge(req)
         return req
+
+
+def settled(app, scheduled: bool = True, timeout: float = 30.0) -> None:
+    """Returns once the in-process worker has run every job enqueued so far (and every job they
+    enqueued): the point after which "nothing else happened" may be asserted. With
+    scheduled=False, jobs scheduled for later (an open prompt's timeout) are not waited for."""
+    app.extensions["background_worker"].wait_until_idle(timeout, scheduled=scheduled)

@@ -16,6 +16,8 @@ def authenticate() -> bool:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         return False
+    if not key.strip().isascii() or not key.strip().isprintable():  # our keys are URL-safe ASCII
+        return False
     api_key = ApiKey.find_active(key.strip())
     if api_key is None:
         return False

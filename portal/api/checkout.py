@@ -3,6 +3,7 @@
 Errors: {"error": ..., "details": [...field errors...]} for validation, else
 {"error": ..., "details": "..."}. Statuses: PENDING, SUCCESS, FAILED.
 """
+import math
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 from sqlalchemy import text
 
 from portal.api.auth import authenticate
+from portal.api.parsing import BodyError, echo, has_unsafe_characters, parse_json_object, whole_number
 from portal.dialects import Dialect, register
 from portal.extensions import db, limiter
 from portal.models import Payment, PaymentStatus
@@ -39,11 +41,18 @@ def error(status: int, message: str, details: Any = None):
 
 
 def field_error(path: str, value, msg: str, location: str = "body") -> dict:
-    return {"type": "field", "value": value, "msg": msg, "path": path, "location": location}
+    return {"type": "field", "value": echo(value), "msg": msg, "path": path, "location": location}
 
 
 def validation_failed(details: list):
     return error(400, "Validation failed", details)
+
+
+@limiter.request_filter
+def _is_health_check() -> bool:
+    """No limit applies to a health check (a load balancer polls far more often than any client
+    limit allows): any view named `health`, in any blueprint, is exempt."""
+    return (request.endpoint or "").rsplit(".", 1)[-1] == "health"
 
 
 @bp.errorhandler(429)
@@ -78,6 +87,8 @@ class InitiatePayment(BaseModel):
             raise ValueError("Amount is required")
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError("Amount must be a number")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("Amount must be a finite number")
         if v != int(v):
             raise ValueError("Amount must be a whole number of KES (M-Pesa takes no cents)")
         if not 1 <= v <= MAX_AMOUNT:
@@ -101,6 +112,8 @@ class InitiatePayment(BaseModel):
             return "Payment for goods/services"
         if not isinstance(v, str) or not 1 <= len(v.strip()) <= 100:
             raise ValueError("Transaction description must be text of 1 to 100 characters")
+        if has_unsafe_characters(v):
+            raise ValueError("Transaction description must not contain control characters")
         return v.strip()
 
 
@@ -128,9 +141,12 @@ def health():
 @bp.post("/initiate_payment")
 @limiter.limit(lambda: current_app.config["CHECKOUT_INITIATE_RATE_LIMIT"], override_defaults=False)
 def initiate_payment():
-    raw = request.get_json(silent=True)
-    if not isinstance(raw, dict):
+    if not request.is_json:
         return validation_failed([field_error("", None, "Request body must be a JSON object")])
+    try:
+        raw = parse_json_object(request.get_data(cache=False))
+    except BodyError as exc:
+        return validation_failed([field_error(exc.field, exc.value, exc.message)])
     for name in ("phone", "amount"):
         raw.setdefault(name, None)
     try:
@@ -141,7 +157,7 @@ def initiate_payment():
     key = request.headers.get("Idempotency-Key")
     record = None
     if key is not None:
-        if not key.strip() or len(key) > idempotency.MAX_KEY_LENGTH:
+        if not key.strip() or len(key) > idempotency.MAX_KEY_LENGTH or has_unsafe_characters(key):
             return validation_failed([field_error("Idempotency-Key", key, "Idempotency-Key must be 1 to 255 "
                                                   "characters", location="headers")])
         claim = idempotency.claim(g.merchant.id, "checkout", key, form.model_dump())
@@ -218,10 +234,11 @@ def _int_arg(name: str, default: int, low: int, high: int, details: list) -> int
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = whole_number(raw)
+    if value is None or not low <= value <= high:
         details.append(field_error(name, raw, f"{name} must be a whole number from {low} to {high:,}", "query"))
         return default
-    return int(raw)
+    return value
 
 
 @bp.get("/transactions")
@@ -251,6 +268,9 @@ def transactions():
 
 @bp.get("/transactions/<checkout_request_id>")
 def transaction(checkout_request_id: str):
+    if has_unsafe_characters(checkout_request_id) or len(checkout_request_id) > 64:
+        return validation_failed([field_error("checkout_request_id", checkout_request_id,
+                                              "checkout_request_id must be up to 64 printable characters", "params")])
     payment = Payment.get_for_merchant(g.merchant.id, checkout_request_id=checkout_request_id)
     if payment is None:
         return error(404, "Transaction not found", f"No transaction with checkout_request_id {checkout_request_id}")

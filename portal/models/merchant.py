@@ -2,7 +2,7 @@
 import hashlib
 import secrets
 
-from flask import abort
+from flask import abort, current_app
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -74,7 +74,8 @@ class User(UserMixin, db.Model):
     def set_password(self, password: str) -> None:
         if self.password_hash:  # a changed password signs out whoever knew the old one
             self.end_sessions()
-        self.password_hash = generate_password_hash(password)
+        # Tests choose a cheap method; everyone else gets werkzeug's default (scrypt).
+        self.password_hash = generate_password_hash(password, current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

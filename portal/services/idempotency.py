@@ -31,7 +31,9 @@ class Claim:
 
 
 def request_hash(payload) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    """ASCII JSON (lone surrogates escaped, never an encoding error); non-finite numbers hashed by name."""
+    text = json.dumps(payload, sort_keys=True, default=str, ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def ttl() -> timedelta:

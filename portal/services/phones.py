@@ -18,11 +18,17 @@ def normalise_safaricom(raw) -> str:
         raise InvalidPhone("Phone number is required")
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         raise InvalidPhone("Phone number must be a string of digits")
+    if isinstance(raw, int) and not 0 <= raw < 10**12:  # before str(): a huge int is costly to print
+        raise InvalidPhone("Phone number must be 12 digits in the format 254XXXXXXXXX")
+    if isinstance(raw, str) and len(raw) > 32:
+        raise InvalidPhone("Phone number must be 12 digits in the format 254XXXXXXXXX")
     text = re.sub(r"[\s\-()]", "", str(raw))
-    if not re.fullmatch(r"\+?\d+", text):
+    if not re.fullmatch(r"\+?[0-9]+", text):  # ASCII digits: other scripts' digits are not a phone number here
         raise InvalidPhone("Phone number must contain digits only")
     if not (text.startswith(("254", "+254")) or (text.startswith("0") and len(text) == 10)):
         raise InvalidPhone("Phone number must start with 254")
+    if len(text.lstrip("+")) not in (10, 12):  # 2540711500009 is not 254711500009 with a typo forgiven
+        raise InvalidPhone("Phone number must be 12 digits in the format 254XXXXXXXXX")
     try:
         parsed = phonenumbers.parse(text if not text.startswith("254") else "+" + text, "KE")
     except phonenumbers.NumberParseException:

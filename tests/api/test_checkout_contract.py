@@ -173,7 +173,19 @@ def test_initiation_is_limited_to_ten_a_minute_per_ip(app, api, limits_on):
 def test_all_routes_share_a_hundred_per_fifteen_minutes(app, api, limits_on):
     codes = [api.get("/transactions").status_code for _ in range(101)]
     assert codes.count(200) == 100 and codes[-1] == 429
-    assert api.get("/health").status_code == 429
+    assert api.get("/health").status_code == 200  # health checks are outside the budget
+
+
+def test_health_checks_are_never_rate_limited(app, api, client, limits_on):
+    codes = {api.get("/health").status_code for _ in range(150)}
+    assert codes == {200}
+    codes = [api.get("/transactions").status_code for _ in range(101)]
+    assert codes.count(200) == 100 and codes[-1] == 429
+    assert api.get("/health").status_code == 200
+    health_routes = [r.rule for r in app.url_map.iter_rules() if r.rule.rstrip("/").endswith("health")]
+    assert health_routes  # and every one of them, present and future, is exempt
+    for rule in health_routes:
+        assert {client.get(rule).status_code for _ in range(150)} <= {200, 503}, rule
 
 
 @pytest.mark.parametrize("reference", ["Order123\n", "", "x" * 13, "-leading", "Ordér"])

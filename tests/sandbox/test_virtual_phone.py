@@ -1,7 +1,6 @@
 """The virtual phone over real HTTP: a page held open makes STK prompts wait for a person, who pays
 or cancels them; the checkout API sees the outcome through the simulator's real callbacks."""
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -11,7 +10,7 @@ from portal.extensions import db
 from portal.models import SandboxApp, SandboxSms, SandboxStkRequest
 from portal.timeutil import utcnow
 from tests.conftest import wait_for
-from tests.helpers import callbacks, initiate, sandbox_request
+from tests.helpers import callbacks, initiate, sandbox_request, settled
 
 PHONE = "254708374149"
 WRONG_FORMAT = "Wrong PIN format: enter 4 digits"
@@ -88,7 +87,9 @@ def test_an_attended_number_gets_a_prompt_that_waits_for_the_person(app, api, ph
     assert req.planned_code == 1037  # until the person acts, the prompt is heading for a timeout
     assert req.business_name == "Demo Shop"
 
-    time.sleep(1.0)  # well past SANDBOX_CALLBACK_DELAY (0.3 s): the suffix table would have answered by now
+    control = push(api, phone="254712340000")  # unattended: answered by the suffix table after the delay
+    assert settle(api, control)["status"] == "SUCCESS"  # so the delay has passed for both, and been handled
+    settled(app, scheduled=False)
     assert callbacks(app, checkout_id) == []
     assert status(api, checkout_id) == "PENDING"
     screen = text(phone.screen().text)
@@ -129,7 +130,7 @@ def test_paying_on_the_phone_delivers_one_callback_and_shows_the_receipt(app, ap
     assert f"{receipt} Confirmed. Ksh100.00 sent to DEMO SHOP for account Order123" in text(answer.text)
     assert f"{receipt} Confirmed." in text(phone.screen().text)  # and it stays on the screen
 
-    time.sleep(3.5)  # past the prompt's timeout: its job finds the prompt answered and its callback sent
+    settled(app)  # the prompt's timeout job has run too: it found the prompt answered and its callback sent
     assert callbacks(app, checkout_id) == [("applied", True)]
     req = sandbox_request(app, checkout_id)
     assert (req.result_code, req.receipt, req.callbacks_sent) == (0, receipt, 1)
@@ -193,7 +194,7 @@ def test_a_badly_formed_pin_reshows_the_prompt_with_422(app, api, phone, pin):
 
     plain = phone.pay(prompt_id, pin, htmx=False)  # without htmx: the whole page, with the same error
     assert plain.status_code == 422 and "<html" in plain.text and WRONG_FORMAT in plain.text
-    time.sleep(0.5)
+    settled(app, scheduled=False)  # whatever the refused answers would have started has run
     assert sandbox_request(app, checkout_id).is_open
     assert callbacks(app, checkout_id) == []
     assert status(api, checkout_id) == "PENDING"
@@ -208,7 +209,7 @@ def test_another_numbers_prompt_cannot_be_answered_from_this_phone(app, api, pho
     assert intruder.pay(prompt_id).status_code == 404
     assert intruder.cancel(prompt_id).status_code == 404
     assert "DEMO SHOP" not in intruder.screen().text
-    time.sleep(0.5)
+    settled(app, scheduled=False)  # whatever the refused answers would have started has run
     assert sandbox_request(app, checkout_id).is_open
     assert callbacks(app, checkout_id) == []
 
@@ -224,7 +225,7 @@ def test_a_closed_prompt_cannot_be_answered_again(app, api, phone):
     for again in (phone.cancel(prompt_id), phone.pay(prompt_id, "0000"), phone.pay(prompt_id, "x")):
         assert again.status_code == 422
         assert "This request is closed" in text(again.text)
-    time.sleep(0.5)
+    settled(app, scheduled=False)
     req = sandbox_request(app, checkout_id)
     assert (req.result_code, req.receipt, req.callbacks_sent) == (0, receipt, 1)
     assert callbacks(app, checkout_id) == [("applied", True)]
@@ -241,7 +242,7 @@ def test_an_answer_without_the_csrf_token_is_refused(app, api, phone, token):
                    phone.cancel(prompt_id, token=token != "missing")):
         assert answer.status_code >= 300  # refused; the wording and status belong to the app's CSRF handler
         assert "Confirmed" not in answer.text and "Request cancelled" not in answer.text
-    time.sleep(0.5)
+    settled(app, scheduled=False)  # whatever the refused answers would have started has run
     assert sandbox_request(app, checkout_id).is_open
     assert callbacks(app, checkout_id) == []
 

@@ -10,6 +10,8 @@ from portal.models import SandboxToken
 from portal.providers.daraja import stk_password
 from portal.sandbox.daraja.stk import PUBLIC_PASSKEY
 from portal.timeutil import EAT, daraja_timestamp, utcnow
+from tests.conftest import wait_for
+from tests.helpers import sandbox_request, settled
 from tests.sandbox.support import (
     ACCEPTED,
     LOCKED,
@@ -205,7 +207,8 @@ def test_a_prompt_whose_time_is_up_is_over_even_when_its_job_runs_late(app, sim,
     worker.pause()  # the job that would close the prompt does not run on time
     try:
         first = sim.accepted(phone="254722000111", CallBackURL=receiver.url, Amount=7)
-        time.sleep(0.5)
+        resolve_at = sandbox_request(app, first["CheckoutRequestID"]).resolve_at
+        wait_for(lambda: utcnow() > resolve_at, timeout=5, what="the first prompt's time to be up")
         second = sim.accepted(phone="254722000111", CallBackURL=receiver.url, Amount=8)  # not locked out
         final = sim.query(first["CheckoutRequestID"])
         assert final.status_code == 200, final.text
@@ -215,7 +218,7 @@ def test_a_prompt_whose_time_is_up_is_over_even_when_its_job_runs_late(app, sim,
         worker.resume()
     receiver.wait(1, first["CheckoutRequestID"])
     receiver.wait(1, second["CheckoutRequestID"])
-    time.sleep(0.5)
+    settled(app)  # every job that could deliver it again has run
     assert len(receiver.bodies(first["CheckoutRequestID"])) == 1  # still delivered, and only once
     [callback] = receiver.bodies(first["CheckoutRequestID"])
     assert callback["Body"]["stkCallback"]["ResultCode"] == 0
@@ -327,8 +330,8 @@ def test_a_phone_ending_9999_pays_but_its_callback_is_lost(app, sim, receiver):
     app.config["SANDBOX_CALLBACK_DELAY"] = 0.3
     ack = sim.accepted(phone="254712349999", CallBackURL=receiver.url)
     control = sim.accepted(phone="254712340000", CallBackURL=receiver.url)
-    receiver.wait(1, control["CheckoutRequestID"])  # the same delay has passed for both
-    time.sleep(0.7)
+    receiver.wait(1, control["CheckoutRequestID"])
+    settled(app)  # the lost prompt's job has run too
     assert receiver.bodies(ack["CheckoutRequestID"]) == []
     final = sim.query(ack["CheckoutRequestID"])
     assert final.status_code == 200
@@ -341,7 +344,7 @@ def test_callback_copies_deliver_identical_duplicates(app, sim, receiver):
     app.config["SANDBOX_CALLBACK_COPIES"] = 3
     sim.accepted(phone="254712345678", Amount=20, CallBackURL=receiver.url)
     bodies = receiver.wait(3)
-    time.sleep(0.5)
+    settled(app)  # no fourth copy is on its way
     assert len(receiver.bodies()) == 3
     assert bodies[0] == bodies[1] == bodies[2]
     assert bodies[0]["Body"]["stkCallback"]["ResultCode"] == 0
