@@ -7,8 +7,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal import cli, queueing, sandbox
-from portal.config import Config
+from portal import cli, config, queueing, sandbox
 from portal.extensions import csrf, db, limiter, login_manager, migrate
 from portal.timeutil import nairobi
 
@@ -20,12 +19,9 @@ def create_app(overrides: dict | None = None) -> Flask:
         __name__,
         template_folder=os.path.join(ROOT, "templates"),
         static_folder=os.path.join(ROOT, "static"),
-        instance_path=os.path.join(ROOT, "instance"),
+        instance_path=config.INSTANCE_PATH,
     )
-    config = Config.from_env(app.instance_path)
-    for key, value in (overrides or {}).items():
-        setattr(config, key, value)
-    app.config.update(config.finalise())
+    app.config.update(config.load(overrides))  # overrides (tests) win over the environment and .env
     app.json.sort_keys = False  # answers keep the documented field order
     app.add_template_filter(nairobi)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -95,6 +95,8 @@ def serve(host, port):
 
     app = current_app._get_current_object()
     if not app.config["REDIS_URL"]:
+        app.extensions["redis"].ping()  # starts the embedded Valkey server now, not on the first request
         BackgroundWorker(app).start()
-        click.echo("embedded mode: in-process worker running (set REDIS_URL and run worker.py to scale out)")
+        click.echo(f"embedded mode: Valkey server (pid {app.extensions['embedded_valkey'].pid}) and in-process "
+                   "worker running (set REDIS_URL and run worker.py to scale out)")
     run_simple(host, port, app, threaded=True, use_reloader=False)
