@@ -36,6 +36,7 @@ class EmbeddedValkey:
         self._process: subprocess.Popen | None = None
         self._dir: str | None = None
         self._path: str | None = None
+        self._stopped = False
 
     def client(self) -> redis.Redis:
         """A client whose first connection starts the server."""
@@ -44,6 +45,8 @@ class EmbeddedValkey:
     def socket_path(self) -> str:
         """The server's socket, starting the server if it is not running."""
         with self._lock:
+            if self._stopped:  # at exit, a thread still polling must not start a server nobody will stop
+                raise redis.ConnectionError("the embedded Valkey server has stopped")
             if self._process is None or self._process.poll() is not None:
                 self._start()
             return self._path
@@ -53,7 +56,9 @@ class EmbeddedValkey:
         return self._process.pid if self._process else None
 
     def stop(self) -> None:
+        """Stops the server for good and removes its socket's directory."""
         with self._lock:
+            self._stopped = True
             if self._process is not None and self._process.poll() is None:
                 self._process.kill()
                 self._process.wait()

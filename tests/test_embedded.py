@@ -5,6 +5,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from datetime import timedelta
 
 import pytest
@@ -92,7 +93,14 @@ def test_the_server_dies_with_an_app_killed_by_sigkill():
 
 
 def test_flask_serve_runs_embedded_mode_logs_no_query_strings_and_stops_its_server_on_sigterm(tmp_path):
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{tmp_path}/serve.db", LOG_LEVEL="INFO", SWEEP_INTERVAL="3600")
+    tmpdir = tempfile.mkdtemp()  # its own, to see what it leaves behind; short, as socket paths must be
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"sqlite:///{tmp_path}/serve.db",
+        LOG_LEVEL="INFO",
+        SWEEP_INTERVAL="3600",
+        TMPDIR=tmpdir,
+    )
     env.pop("REDIS_URL", None)
     serve = subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "wsgi", "serve", "--port", "0"],
@@ -119,4 +127,5 @@ def test_flask_serve_runs_embedded_mode_logs_no_query_strings_and_stops_its_serv
     assert serve.returncode == 0, output
     assert '"GET /health HTTP/1.1" 200' in output and "secret" not in output
     wait_for(lambda: not _alive(pid), timeout=10, what=f"valkey-server {pid} to stop with flask serve")
-    assert not os.path.exists(socket_dir)
+    assert os.path.dirname(socket_dir) == tmpdir and os.listdir(tmpdir) == []  # no second server started at exit
+    os.rmdir(tmpdir)
