@@ -3,6 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 FLASK  := $(VENV)/bin/flask --app wsgi
 PYTHON ?= python3
+PORT   ?= 5000
 
 .PHONY: run test lint bench install clean
 
@@ -22,7 +23,7 @@ run: install .env
 	mkdir -p instance
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo
-	$(FLASK) serve --host 127.0.0.1 --port 5000
+	$(FLASK) serve --host 127.0.0.1 --port $(PORT)
 
 test: install
 	bash scripts/test.sh

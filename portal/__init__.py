@@ -7,8 +7,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from portal import cli, errors, queueing, sandbox, web
-from portal.config import Config
+from portal import cli, config, errors, queueing, sandbox, web
 from portal.extensions import csrf, db, limiter, login_manager, migrate
 from portal.timeutil import nairobi
 
@@ -21,12 +20,9 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
         __name__,
         template_folder=os.path.join(ROOT, "templates"),
         static_folder=os.path.join(ROOT, "static"),
-        instance_path=os.path.join(ROOT, "instance"),
+        instance_path=config.INSTANCE_PATH,
     )
-    config = Config.from_env(app.instance_path)
-    for key, value in (overrides or {}).items():
-        setattr(config, key, value)
-    app.config.update(config.finalise())
+    app.config.update(config.load(overrides))  # overrides (tests) win over the environment and .env
     app.json.sort_keys = False  # answers keep the documented field order
     app.add_template_filter(nairobi)
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -41,6 +37,7 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
     limiter.init_app(app)
     queueing.init_app(app)
     sandbox.init_app(app)
+    errors.init_app(app)
     if part == "sandbox":
         return app
 
@@ -48,8 +45,6 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
     from portal.api import checkout
     from portal.web import auth, dashboard, keys, payments, settings
     from portal.webhooks import daraja as daraja_webhooks
-
-    errors.init_app(app)
 
     for bp in (checkout.bp, daraja_webhooks.bp):
         csrf.exempt(bp)  # authenticated by API key or callback token, not a session

@@ -1,5 +1,7 @@
 """Flask commands: seed-demo, merchant create, apikey create, sweep, serve."""
 import json
+import signal
+import sys
 
 import click
 from flask import Flask, current_app
@@ -89,12 +91,25 @@ def sweep():
 @click.option("--port", default=5000, type=int)
 def serve(host, port):
     """Serve the app; without REDIS_URL, with the in-process worker (embedded mode)."""
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import WSGIRequestHandler, run_simple
 
     from portal.queueing import BackgroundWorker
 
+    class PathOnlyLog(WSGIRequestHandler):
+        """Logs each request's path without its query string, where callback URLs carry their token
+        (gunicorn.conf.py does the same in production)."""
+
+        def log_request(self, code="-", size="-"):
+            if hasattr(self, "path"):  # the response is under way: the app has read the query string
+                self.path = self.path.split("?", 1)[0]
+            super().log_request(code, size)
+
     app = current_app._get_current_object()
     if not app.config["REDIS_URL"]:
+        app.extensions["redis"].ping()  # starts the embedded Valkey server now, not on the first request
         BackgroundWorker(app).start()
-        click.echo("embedded mode: in-process worker running (set REDIS_URL and run worker.py to scale out)")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+        click.echo(f"embedded mode: Valkey server (pid {app.extensions['embedded_valkey'].pid}) and in-process "
+                   "worker running (set REDIS_URL and run worker.py to scale out)")
+    # SIGTERM (a process manager's stop) exits like Ctrl-C, so exit handlers stop the embedded server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    run_simple(host, port, app, threaded=True, use_reloader=False, request_handler=PathOnlyLog)

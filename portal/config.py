@@ -1,30 +1,25 @@
-"""Configuration: one typed Config read once from the environment (and `.env`).
+"""Configuration: one typed Config that pydantic-settings reads from the environment and `.env`.
 
-Defaults are the embedded mode: an SQLite file, no Redis, the sandbox on.
-Production refuses to start without its secrets.
+Each field is one setting, read under its own name (two under an alias); defaults are the
+embedded mode (SQLite under instance/, no Redis, sandbox on). Production refuses to start without its secrets.
 """
+
 import base64
 import hashlib
 import os
-from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
-from dotenv import load_dotenv
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INSTANCE_PATH = os.path.join(ROOT, "instance")
+ENV_FILE = os.path.join(ROOT, ".env")
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
 
 
-def _bool(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _database_url(raw: str | None, instance_path: str) -> str:
-    if not raw:
-        return "sqlite:///" + os.path.join(instance_path, "portal.db")
-    if raw.startswith("postgres://"):  # Heroku-style scheme SQLAlchemy no longer accepts
-        return "postgresql://" + raw[len("postgres://"):]
-    return raw
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the variable."""
 
 
 def derive_fernet_key(secret_key: str) -> str:
@@ -33,117 +28,153 @@ def derive_fernet_key(secret_key: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
-@dataclass
-class Config:
-    # "production" enforces secrets and turns the sandbox off by default.
-    ENV: str = "development"
-    # Signs sessions, CSRF tokens and callback tokens.
+class Config(BaseSettings):
+    """Every setting of the app; field names are the Flask config keys the code reads."""
+
+    model_config = SettingsConfigDict(
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
+        case_sensitive=True,
+        env_ignore_empty=True,  # VAR= in .env or the shell means "use the default"
+        extra="ignore",  # .env also holds variables for other tools (FLASK_APP, PORT)
+        validate_by_name=True,  # create_app(overrides) passes Flask keys, even for aliased fields
+        validate_by_alias=True,
+    )
+
+    # "production" enforces the secrets below and turns the sandbox off by default (env: APP_ENV).
+    ENV: Literal["development", "production"] = Field("development", validation_alias="APP_ENV")
+    # Signs sessions, CSRF tokens and callback tokens; production refuses the dev default.
     SECRET_KEY: str = DEV_SECRET_KEY
     # Fernet key for provider credentials at rest; derived from SECRET_KEY when unset.
     ENCRYPTION_KEY: str = ""
-    # SQLAlchemy URL; default an SQLite file under instance/.
-    SQLALCHEMY_DATABASE_URI: str = ""
-    # Redis for queues, token cache and rate limits; empty = embedded substitute.
+    # SQLAlchemy URL (env: DATABASE_URL; postgres:// accepted); default an SQLite file under instance/.
+    SQLALCHEMY_DATABASE_URI: str = Field("", validation_alias="DATABASE_URL")
+    # PostgreSQL pool per process: connections kept open, and extra ones allowed under load.
+    DB_POOL_SIZE: int = Field(10, ge=1)
+    DB_MAX_OVERFLOW: int = Field(30, ge=0)
+    # Seconds after which a pooled connection is replaced, before a server or proxy drops it idle.
+    DB_POOL_RECYCLE: int = Field(1800, ge=1)
+    # Redis for queues, token cache and rate limits; empty = an embedded Valkey server (embedded mode).
     REDIS_URL: str = ""
-    # Base of every callback URL handed to a provider.
+    # Base of every callback URL handed to a provider; goes with the port the app is served on.
     PUBLIC_BASE_URL: str = "http://127.0.0.1:5000"
-    # Mount the provider simulators and talk to them instead of the real providers.
-    SANDBOX: bool = True
+    # Mount the provider simulators and talk to them instead of the real providers; default: not production.
+    SANDBOX: bool | None = None
     # Seconds the sandbox waits before answering a prompt with a callback.
-    SANDBOX_CALLBACK_DELAY: float = 2.0
+    SANDBOX_CALLBACK_DELAY: float = Field(2.0, ge=0)
     # Seconds an interactive prompt on an open virtual phone waits before it times out (1037).
-    SANDBOX_PROMPT_TIMEOUT: float = 60.0
+    SANDBOX_PROMPT_TIMEOUT: float = Field(60.0, gt=0)
     # Sandbox M-Pesa balance in KES: larger STK amounts fail with ResultCode 1.
-    SANDBOX_BALANCE: int = 1000
+    SANDBOX_BALANCE: int = Field(1000, ge=0)
     # How many times the sandbox delivers each callback (fault switch: duplicates).
-    SANDBOX_CALLBACK_COPIES: int = 1
+    SANDBOX_CALLBACK_COPIES: int = Field(1, ge=1)
     # Daraja base URL; empty = the sandbox under PUBLIC_BASE_URL (or production when SANDBOX is off).
     DARAJA_BASE_URL: str = ""
     # Seconds to wait for Daraja (connect, read).
-    DARAJA_TIMEOUT: float = 15.0
+    DARAJA_TIMEOUT: float = Field(15.0, gt=0)
     # Comma-separated source IPs allowed to post Daraja callbacks; empty = any.
     DARAJA_CALLBACK_IPS: str = ""
     # Rate limiting switch (tests turn it on only where limits are the subject).
     RATELIMIT_ENABLED: bool = True
-    # Checkout API: requests per IP on every route, and on payment initiation.
+    # Checkout API: requests per IP on every route.
     CHECKOUT_RATE_LIMIT: str = "100 per 15 minutes"
+    # Checkout API: payment initiations per IP.
     CHECKOUT_INITIATE_RATE_LIMIT: str = "10 per minute"
     # Portal sign-in attempts per IP.
     LOGIN_RATE_LIMIT: str = "10 per minute"
-    # Sweeper: how often it runs, when it first asks Daraja about a silent payment,
-    # how often it asks again, and when it gives up (timeout), all in seconds.
-    SWEEP_INTERVAL: float = 30.0
-    SWEEP_QUERY_AFTER: float = 60.0
-    SWEEP_QUERY_EVERY: float = 30.0
-    SWEEP_TIMEOUT_AFTER: float = 1800.0
-    # Seconds a payment may stay pending (no acknowledgement from M-Pesa) before the sweeper settles it.
-    SWEEP_PENDING_AFTER: float = 120.0
-    # Seconds an Idempotency-Key's answer is kept (at least a day).
-    IDEMPOTENCY_TTL: float = 86400.0
-    # Largest request body in bytes; larger ones are refused with 413 before they are read.
-    MAX_CONTENT_LENGTH: int = 65536
+    # Seconds between two runs of the sweeper.
+    SWEEP_INTERVAL: float = Field(30.0, gt=0)
+    # Seconds after creation when the sweeper first asks Daraja about a payment it heard nothing of.
+    SWEEP_QUERY_AFTER: float = Field(60.0, ge=0)
+    # Seconds between two such questions about the same payment.
+    SWEEP_QUERY_EVERY: float = Field(30.0, gt=0)
+    # Seconds after creation when the sweeper gives up on a silent payment (timeout).
+    SWEEP_TIMEOUT_AFTER: float = Field(1800.0, gt=0)
+    # Seconds after creation when a payment still `pending` (never pushed) is settled by the sweeper.
+    SWEEP_PENDING_AFTER: float = Field(120.0, gt=0)
+    # Seconds an Idempotency-Key's answer is kept (the documented window: 24 hours).
+    IDEMPOTENCY_TTL: int = Field(86400, gt=0)
+    # Largest request body in bytes; bigger ones are refused with 413 before they are read.
+    MAX_CONTENT_LENGTH: int = Field(65536, gt=0)
+    # werkzeug method for portal passwords (tests use a cheap one).
+    PASSWORD_HASH_METHOD: str = "scrypt"
     # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted.
-    TRUSTED_PROXIES: int = 0
+    TRUSTED_PROXIES: int = Field(0, ge=0)
     # Log level for the app and the worker.
-    LOG_LEVEL: str = "INFO"
-    # Not settings, but Flask's own keys derived from the above.
-    SQLALCHEMY_ENGINE_OPTIONS: dict = field(default_factory=dict)
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    @classmethod
-    def from_env(cls, instance_path: str) -> "Config":
-        load_dotenv(override=False)
-        env = os.environ.get
-        prod = env("APP_ENV", "development") == "production"
-        cfg = cls(
-            ENV="production" if prod else "development",
-            SECRET_KEY=env("SECRET_KEY") or ("" if prod else DEV_SECRET_KEY),
-            ENCRYPTION_KEY=env("ENCRYPTION_KEY", ""),
-            SQLALCHEMY_DATABASE_URI=_database_url(env("DATABASE_URL"), instance_path),
-            REDIS_URL=env("REDIS_URL", ""),
-            PUBLIC_BASE_URL=env("PUBLIC_BASE_URL", cls.PUBLIC_BASE_URL).rstrip("/"),
-            SANDBOX=_bool(env("SANDBOX"), not prod),
-            RATELIMIT_ENABLED=_bool(env("RATELIMIT_ENABLED"), True),
-            DARAJA_BASE_URL=env("DARAJA_BASE_URL", "").rstrip("/"),
-            DARAJA_CALLBACK_IPS=env("DARAJA_CALLBACK_IPS", ""),
-            TRUSTED_PROXIES=int(env("TRUSTED_PROXIES", "0")),
-            LOG_LEVEL=env("LOG_LEVEL", "INFO"),
-        )
-        for name in ("SANDBOX_CALLBACK_DELAY", "SANDBOX_PROMPT_TIMEOUT", "SWEEP_INTERVAL", "SWEEP_QUERY_AFTER",
-                     "SWEEP_QUERY_EVERY", "SWEEP_TIMEOUT_AFTER", "DARAJA_TIMEOUT", "SWEEP_PENDING_AFTER",
-                     "IDEMPOTENCY_TTL"):
-            if env(name):
-                setattr(cfg, name, float(env(name)))
-        for name in ("SANDBOX_BALANCE", "SANDBOX_CALLBACK_COPIES", "MAX_CONTENT_LENGTH"):
-            if env(name):
-                setattr(cfg, name, int(env(name)))
-        for name in ("CHECKOUT_RATE_LIMIT", "CHECKOUT_INITIATE_RATE_LIMIT", "LOGIN_RATE_LIMIT"):
-            if env(name):
-                setattr(cfg, name, env(name))
-        return cfg
-
-    def finalise(self) -> dict:
-        """Checks the settings and returns them as Flask config keys."""
-        if self.ENV == "production":
-            missing = [n for n in ("SECRET_KEY", "ENCRYPTION_KEY", "REDIS_URL")
-                       if not getattr(self, n)]
-            if missing or self.SECRET_KEY == DEV_SECRET_KEY:
-                raise RuntimeError(f"production needs these settings: {', '.join(missing) or 'SECRET_KEY'}")
+    @model_validator(mode="after")
+    def _derive(self) -> "Config":
+        """Every derived value and every refusal, in one place."""
+        production = self.ENV == "production"
+        if production:
+            missing = [name for name in ("SECRET_KEY", "ENCRYPTION_KEY", "REDIS_URL") if not getattr(self, name)]
+            if self.SECRET_KEY == DEV_SECRET_KEY:
+                missing.insert(0, "SECRET_KEY (not the development default)")
+            if missing:
+                raise ValueError(f"production needs these settings: {', '.join(missing)}")
+        if self.SANDBOX is None:
+            self.SANDBOX = not production
         if not self.ENCRYPTION_KEY:
             self.ENCRYPTION_KEY = derive_fernet_key(self.SECRET_KEY)
+        url = self.SQLALCHEMY_DATABASE_URI or "sqlite:///" + os.path.join(INSTANCE_PATH, "portal.db")
+        if url.startswith("postgres://"):  # Heroku-style scheme SQLAlchemy no longer accepts
+            url = "postgresql://" + url.removeprefix("postgres://")
+        self.SQLALCHEMY_DATABASE_URI = url
+        self.PUBLIC_BASE_URL = self.PUBLIC_BASE_URL.rstrip("/")
+        self.DARAJA_BASE_URL = self.DARAJA_BASE_URL.rstrip("/")
+        return self
+
+    def engine_options(self) -> dict:
         if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
             # Live-server threads and the in-process worker share the file.
-            self.SQLALCHEMY_ENGINE_OPTIONS = {"connect_args": {"timeout": 30, "check_same_thread": False}}
+            return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        # No pool_pre_ping: it costs a round trip on every checkout, i.e. on every request of the
+        # hot callback path. Recycling replaces connections before the server or a proxy drops them
+        # idle; one dropped anyway (a database restart) fails one request, and SQLAlchemy then
+        # invalidates the pool so the next request reconnects.
+        return {
+            "pool_size": self.DB_POOL_SIZE,
+            "max_overflow": self.DB_MAX_OVERFLOW,
+            "pool_recycle": self.DB_POOL_RECYCLE,
+        }
+
+    def flask_config(self) -> dict:
+        """The settings as Flask config keys, with the framework keys they imply."""
+        return {
+            **self.model_dump(),
+            "SQLALCHEMY_ENGINE_OPTIONS": self.engine_options(),
+            "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": self.ENV == "production",
+            "REMEMBER_COOKIE_HTTPONLY": True,
+            "WTF_CSRF_TIME_LIMIT": None,
+            "RATELIMIT_STORAGE_URI": self.REDIS_URL or "memory://",
+            "RATELIMIT_HEADERS_ENABLED": True,
+        }
+
+
+def load(overrides: dict[str, Any] | None = None, env_file: str | None = ENV_FILE) -> dict:
+    """Reads the settings (overrides win over the environment, which wins over `.env`) and returns
+    the Flask config. Keys of `overrides` that are not settings are passed through unchanged.
+    Raises ConfigError naming each bad variable."""
+    overrides = dict(overrides or {})
+    given = {key: overrides.pop(key) for key in list(overrides) if key in Config.model_fields}
+    try:
+        config = Config(_env_file=env_file, **given)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    return {**config.flask_config(), **overrides}
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if name:
+            lines.append(f"{name}={error['input']!r}: {message}")
         else:
-            self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 30}
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(
-            SQLALCHEMY_TRACK_MODIFICATIONS=False,
-            SESSION_COOKIE_HTTPONLY=True,
-            SESSION_COOKIE_SAMESITE="Lax",
-            SESSION_COOKIE_SECURE=self.ENV == "production",
-            REMEMBER_COOKIE_HTTPONLY=True,
-            WTF_CSRF_TIME_LIMIT=None,
-            RATELIMIT_STORAGE_URI=self.REDIS_URL or "memory://",
-            RATELIMIT_HEADERS_ENABLED=True,
-        )
-        return values
+            lines.append(message)
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,5 +1,4 @@
 """Unbound extension singletons; create_app() binds them. Nothing here connects."""
-from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -21,4 +20,3 @@ migrate = Migrate()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 csrf = CSRFProtect()
-cors = CORS()

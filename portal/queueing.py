@@ -24,6 +24,8 @@ from rq.timeouts import TimerDeathPenalty
 from rq.utils import now
 from sqlalchemy import event
 
+from portal.embedded import EmbeddedValkey
+
 log = logging.getLogger(__name__)
 
 QUEUES = ("callbacks", "payments", "sandbox", "sms", "payouts", "sweeper", "default")
@@ -35,10 +37,10 @@ _LIVE = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEF
 def init_app(app: Flask) -> None:
     if app.config["REDIS_URL"]:
         connection = redis.Redis.from_url(app.config["REDIS_URL"])
-    else:
-        import fakeredis  # embedded mode: one in-memory Redis shared by this process
-
-        connection = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    else:  # embedded mode: this process's own Valkey server, started by the first command
+        server = EmbeddedValkey()
+        app.extensions["embedded_valkey"] = server
+        connection = server.client()
     app.extensions["redis"] = connection
 
 

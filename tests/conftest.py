@@ -34,6 +34,7 @@ TEST_CONFIG = {
     "RATELIMIT_ENABLED": True,  # initialised, then switched off below; limit tests switch it on
     "SWEEP_INTERVAL": 3600.0,  # tests about the sweeper shorten it
     "LOG_LEVEL": "WARNING",
+    "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",  # scrypt per seeded user would cost seconds
 }
 
 
@@ -57,7 +58,6 @@ def _note_writes(_conn, _cursor, statement, *_args) -> None:
 @pytest.fixture(scope="session")
 def app():
     app = create_app(dict(TEST_CONFIG))
-    app.config["PASSWORD_HASH_METHOD"] = "pbkdf2:sha256:1"  # scrypt per seeded user would cost seconds
     limiter.enabled = False
     _reset_schema(app)
     with app.app_context():

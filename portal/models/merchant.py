@@ -75,7 +75,7 @@ class User(UserMixin, db.Model):
         if self.password_hash:  # a changed password signs out whoever knew the old one
             self.end_sessions()
         # Tests choose a cheap method; everyone else gets werkzeug's default (scrypt).
-        self.password_hash = generate_password_hash(password, current_app.config.get("PASSWORD_HASH_METHOD", "scrypt"))
+        self.password_hash = generate_password_hash(password, current_app.config["PASSWORD_HASH_METHOD"])
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
