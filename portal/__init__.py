@@ -8,15 +8,19 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import cli, config, errors, queueing, sandbox, web
-from portal.extensions import csrf, db, limiter, login_manager, migrate
+from portal.extensions import StrictJSONProvider, csrf, db, limiter, login_manager, migrate
 from portal.timeutil import nairobi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+class Portal(Flask):
+    json_provider_class = StrictJSONProvider  # no NaN or Infinity, no crash on deep nesting
+
+
 def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
     """The whole app, or with part="sandbox" the provider simulators alone (sandbox_wsgi.py)."""
-    app = Flask(
+    app = Portal(
         __name__,
         template_folder=os.path.join(ROOT, "templates"),
         static_folder=os.path.join(ROOT, "static"),

@@ -1,4 +1,6 @@
-"""Unbound extension singletons; create_app() binds them. Nothing here connects."""
+"""Unbound extension singletons; create_app() binds them. Nothing here connects. And the app's
+JSON provider, which every `request.get_json()` goes through."""
+from flask.json.provider import DefaultJSONProvider
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -20,3 +22,20 @@ migrate = Migrate()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 csrf = CSRFProtect()
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Reads only what JSON allows: `NaN` and `Infinity` are refused, and a body nested past the
+    interpreter's recursion limit is unreadable rather than a crash (both become a ValueError,
+    which `request.get_json` turns into a 400, or None when silent)."""
+
+    def loads(self, s, **kwargs):
+        kwargs.setdefault("parse_constant", _refuse_constant)
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")

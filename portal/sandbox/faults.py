@@ -12,42 +12,17 @@ from collections.abc import Callable
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from portal.config import Config
 from portal.queueing import get_redis
 
 log = logging.getLogger(__name__)
 
-# name -> (type, default, meaning). The meanings are the documentation: GET /sandbox/faults shows them.
+# name -> (type, default, meaning), from the typed settings: the meanings are the documentation
+# (GET /sandbox/faults shows them).
 SWITCHES: dict[str, tuple[type, object, str]] = {
-    "SANDBOX_CALLBACK_COPIES": (int, 1, "copies of every callback and webhook delivered (duplicates)"),
-    "SANDBOX_FAULT_API_500": (int, 0, "the next N simulator API calls answer HTTP 500"),
-    "SANDBOX_FAULT_API_500_RATE": (float, 0.0, "fraction of simulator API calls answering HTTP 500"),
-    "SANDBOX_FAULT_API_500_BARE": (bool, False, "those 500s carry a bare gateway page, not the provider's envelope"),
-    "SANDBOX_FAULT_API_TIMEOUT": (
-        int,
-        0,
-        "the next N simulator API calls hang, then take effect (the client has timed out)",
-    ),
-    "SANDBOX_FAULT_API_TIMEOUT_RATE": (float, 0.0, "fraction of simulator API calls that hang"),
-    "SANDBOX_FAULT_API_HANG": (float, 20.0, "seconds a hung API call waits; more than the client's timeout"),
-    "SANDBOX_FAULT_API_PATHS": (
-        str,
-        "",
-        "comma-separated path prefixes the API faults apply to; empty: every simulator API path",
-    ),
-    "SANDBOX_FAULT_CALLBACK_FAILS": (
-        int,
-        0,
-        "each delivery's first N attempts are lost on the way, then it is retried with backoff until one gets through",
-    ),
-    "SANDBOX_FAULT_CALLBACK_RETRIES": (
-        int,
-        0,
-        "retries for a delivery the receiver refuses (non-2xx) or cannot "
-        "be reached, for providers that do not retry (Daraja)",
-    ),
-    "SANDBOX_FAULT_CALLBACK_BACKOFF": (float, 1.0, "seconds before the first such retry; doubles each time"),
-    "SANDBOX_FAULT_REORDER": (int, 0, "deliveries go in groups of N (2 or more), each group newest first"),
-    "SANDBOX_FAULT_REORDER_WAIT": (float, 10.0, "seconds a held delivery waits for its group to fill"),
+    name: (field.annotation, field.default, field.description)
+    for name, field in Config.model_fields.items()
+    if name.startswith("SANDBOX_FAULT_") or name == "SANDBOX_CALLBACK_COPIES"
 }
 COUNTING = ("SANDBOX_FAULT_API_500", "SANDBOX_FAULT_API_TIMEOUT")
 OVERRIDES = "sandbox:faults"

@@ -31,10 +31,7 @@ faults.install_api_faults(bp, render_error)
 
 
 def _json_body() -> dict:
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:  # nested too deeply to be a Daraja request
-        body = None
+    body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise SimError(400, "400.002.05", "Invalid Request Payload")
     return body
