@@ -34,8 +34,8 @@ bench: install
 	$(PY) bench/stk_initiation.py
 
 lint: install
-	$(VENV)/bin/ruff check portal tests worker.py wsgi.py
-	$(VENV)/bin/ruff format --check portal tests worker.py wsgi.py
+	$(VENV)/bin/ruff check portal tests bench worker.py wsgi.py sandbox_wsgi.py gunicorn.conf.py
+	$(VENV)/bin/ruff format --check portal tests bench worker.py wsgi.py sandbox_wsgi.py gunicorn.conf.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

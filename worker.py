@@ -1,6 +1,7 @@
 """The RQ worker process: mirrors wsgi.py. One app, the scheduler (a thread of this process,
 so nothing outlives a SIGKILL), and the periodic jobs (registered under stable ids, so any
 number of workers enqueue each tick once)."""
+
 import logging
 import threading
 

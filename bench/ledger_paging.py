@@ -7,6 +7,7 @@ noisy shared machine moves both sides alike. Not part of the test suite.
 
     .venv/bin/python bench/ledger_paging.py [rows]
 """
+
 import os
 import statistics
 import sys
@@ -33,10 +34,22 @@ def fill(merchant_id: int) -> None:
     start = utcnow() - timedelta(seconds=ROWS)
     batch = []
     for i in range(ROWS):
-        batch.append({"merchant_id": merchant_id, "reference": f"BENCH{i:09d}", "rail": "mpesa", "kind": "stk_push",
-                      "status": "completed", "amount": 10000, "currency": "KES", "phone": "254708374149",
-                      "api": "checkout", "meta": {}, "created_at": start + timedelta(seconds=i),
-                      "updated_at": start + timedelta(seconds=i)})
+        batch.append(
+            {
+                "merchant_id": merchant_id,
+                "reference": f"BENCH{i:09d}",
+                "rail": "mpesa",
+                "kind": "stk_push",
+                "status": "completed",
+                "amount": 10000,
+                "currency": "KES",
+                "phone": "254708374149",
+                "api": "checkout",
+                "meta": {},
+                "created_at": start + timedelta(seconds=i),
+                "updated_at": start + timedelta(seconds=i),
+            }
+        )
         if len(batch) == 10_000:
             db.session.execute(insert(Payment), batch)
             batch = []
@@ -85,19 +98,28 @@ def main() -> None:
 
         query = ledger.filtered(merchant.id, ledger.LedgerFilter())
         deep_offset = ROWS - 2 * ledger.PAGE_SIZE
-        cursor_row = (query.order_by(Payment.created_at.desc(), Payment.id.desc())
-                      .offset(deep_offset - 1).limit(1).one())
+        cursor_row = query.order_by(Payment.created_at.desc(), Payment.id.desc()).offset(deep_offset - 1).limit(1).one()
         cursor = ledger.encode_cursor(cursor_row)
 
         first = timed(lambda: ledger.page(query, None))
         deep_keyset = timed(lambda: ledger.page(query, cursor))
-        deep_off = timed(lambda: query.order_by(Payment.created_at.desc(), Payment.id.desc())
-                         .offset(deep_offset).limit(ledger.PAGE_SIZE + 1).all())
+        deep_off = timed(
+            lambda: (
+                query.order_by(Payment.created_at.desc(), Payment.id.desc())
+                .offset(deep_offset)
+                .limit(ledger.PAGE_SIZE + 1)
+                .all()
+            )
+        )
         print(f"page 1:                         {first * 1000:8.2f} ms")
-        print(f"page near row {deep_offset:,} (keyset): {deep_keyset * 1000:8.2f} ms   "
-              f"ratio deep/first {deep_keyset / first:6.2f}")
-        print(f"page near row {deep_offset:,} (OFFSET): {deep_off * 1000:8.2f} ms   "
-              f"ratio deep/first {deep_off / first:6.2f}")
+        print(
+            f"page near row {deep_offset:,} (keyset): {deep_keyset * 1000:8.2f} ms   "
+            f"ratio deep/first {deep_keyset / first:6.2f}"
+        )
+        print(
+            f"page near row {deep_offset:,} (OFFSET): {deep_off * 1000:8.2f} ms   "
+            f"ratio deep/first {deep_off / first:6.2f}"
+        )
 
 
 if __name__ == "__main__":

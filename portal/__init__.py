@@ -1,4 +1,5 @@
 """The application factory: reads like a table of contents, does no I/O."""
+
 import logging
 import os
 

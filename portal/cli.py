@@ -1,4 +1,5 @@
 """Flask commands: seed-demo, merchant create, apikey create, sweep, serve."""
+
 import json
 import signal
 import sys
@@ -108,8 +109,10 @@ def serve(host, port):
     if not app.config["REDIS_URL"]:
         app.extensions["redis"].ping()  # starts the embedded Valkey server now, not on the first request
         BackgroundWorker(app).start()
-        click.echo(f"embedded mode: Valkey server (pid {app.extensions['embedded_valkey'].pid}) and in-process "
-                   "worker running (set REDIS_URL and run worker.py to scale out)")
+        click.echo(
+            f"embedded mode: Valkey server (pid {app.extensions['embedded_valkey'].pid}) and in-process "
+            "worker running (set REDIS_URL and run worker.py to scale out)"
+        )
     # SIGTERM (a process manager's stop) exits like Ctrl-C, so exit handlers stop the embedded server
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     run_simple(host, port, app, threaded=True, use_reloader=False, request_handler=PathOnlyLog)

@@ -73,25 +73,43 @@ class Config(BaseSettings):
     SANDBOX_FAULT_API_500: int = Field(0, ge=0, description="the next N simulator API calls answer HTTP 500")
     SANDBOX_FAULT_API_500_RATE: float = Field(0.0, ge=0, description="fraction of simulator API calls answering 500")
     SANDBOX_FAULT_API_500_BARE: bool = Field(
-        False, description="those 500s carry a bare gateway page, not the provider's envelope")
+        False, description="those 500s carry a bare gateway page, not the provider's envelope"
+    )
     SANDBOX_FAULT_API_TIMEOUT: int = Field(
-        0, ge=0, description="the next N simulator API calls hang, then take effect (the client has timed out)")
+        0, ge=0, description="the next N simulator API calls hang, then take effect (the client has timed out)"
+    )
     SANDBOX_FAULT_API_TIMEOUT_RATE: float = Field(0.0, ge=0, description="fraction of simulator API calls that hang")
     SANDBOX_FAULT_API_HANG: float = Field(
-        20.0, ge=0, description="seconds a hung API call waits; more than the client's timeout")
+        20.0, ge=0, description="seconds a hung API call waits; more than the client's timeout"
+    )
     SANDBOX_FAULT_API_PATHS: str = Field(
-        "", description="comma-separated path prefixes the API faults apply to; empty: every simulator API path")
-    SANDBOX_FAULT_CALLBACK_FAILS: int = Field(0, ge=0, description=(
-        "each delivery's first N attempts are lost on the way, then it is retried with backoff until one gets through"))
-    SANDBOX_FAULT_CALLBACK_RETRIES: int = Field(0, ge=0, description=(
-        "retries for a delivery the receiver refuses (non-2xx) or cannot be reached, for providers that do not retry"
-        " (Daraja)"))
+        "", description="comma-separated path prefixes the API faults apply to; empty: every simulator API path"
+    )
+    SANDBOX_FAULT_CALLBACK_FAILS: int = Field(
+        0,
+        ge=0,
+        description=(
+            "each delivery's first N attempts are lost on the way, then it is retried with backoff"
+            " until one gets through"
+        ),
+    )
+    SANDBOX_FAULT_CALLBACK_RETRIES: int = Field(
+        0,
+        ge=0,
+        description=(
+            "retries for a delivery the receiver refuses (non-2xx) or cannot be reached,"
+            " for providers that do not retry (Daraja)"
+        ),
+    )
     SANDBOX_FAULT_CALLBACK_BACKOFF: float = Field(
-        1.0, ge=0, description="seconds before the first such retry; doubles each time")
+        1.0, ge=0, description="seconds before the first such retry; doubles each time"
+    )
     SANDBOX_FAULT_REORDER: int = Field(
-        0, ge=0, description="deliveries go in groups of N (2 or more), each group newest first")
+        0, ge=0, description="deliveries go in groups of N (2 or more), each group newest first"
+    )
     SANDBOX_FAULT_REORDER_WAIT: float = Field(
-        10.0, ge=0, description="seconds a held delivery waits for its group to fill")
+        10.0, ge=0, description="seconds a held delivery waits for its group to fill"
+    )
     # Daraja base URL; empty = the sandbox under PUBLIC_BASE_URL (or production when SANDBOX is off).
     DARAJA_BASE_URL: str = ""
     # Seconds to wait for Daraja (connect, read).

@@ -1,4 +1,5 @@
 """Secrets at rest: a column type that stores Fernet ciphertext and hands back plaintext."""
+
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 from sqlalchemy.types import Text, TypeDecorator

@@ -5,6 +5,7 @@ renderer. Services, webhooks and pages read it; none of them imports a dialect.
 It lives beside the layers rather than in api/: services and webhooks read it, and
 neither may import the API layer.
 """
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 

@@ -1,6 +1,7 @@
 """Errors by URL prefix: one table maps a prefix to the renderer of the error format its
 document uses (checkout, bookings/water, isp, gateway, a simulator, the portal). The
 longest matching prefix wins; the portal's pages are the fallback ("")."""
+
 import logging
 
 from flask import Flask, jsonify, request

@@ -1,5 +1,6 @@
 """Unbound extension singletons; create_app() binds them. Nothing here connects. And the app's
 JSON provider, which every `request.get_json()` goes through."""
+
 from flask.json.provider import DefaultJSONProvider
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address

@@ -1,4 +1,5 @@
 """RQ job functions: thin. Each loads rows by id, calls a service, and is safe to run twice."""
+
 from portal.services import mpesa, sweeper
 
 

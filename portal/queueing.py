@@ -4,6 +4,7 @@ and the workers (the `worker.py` process, or a thread in embedded mode and tests
 Jobs are idempotent and keyed by database ids; Redis may lose everything, the sweeper
 re-derives lost work from the database.
 """
+
 import logging
 import os
 import random
@@ -57,8 +58,9 @@ def backoff(attempts: int = 5, base: float = 2.0) -> Retry:
     return Retry(max=attempts, interval=[round(base * 2**i * random.uniform(0.8, 1.2), 1) for i in range(attempts)])
 
 
-def enqueue(func: str, *args, queue: str = "default", job_id: str | None = None,
-            delay: float | None = None, retry: bool = True) -> None:
+def enqueue(
+    func: str, *args, queue: str = "default", job_id: str | None = None, delay: float | None = None, retry: bool = True
+) -> None:
     """Enqueues `func(*args)` once the current database transaction commits.
 
     With a `job_id`, a job still waiting or running under that id absorbs this one.
@@ -103,8 +105,12 @@ event.listen(Session, "after_soft_rollback", _discard)
 
 def _send(app, func, args, queue, job_id, delay, retry) -> None:
     q = Queue(queue, connection=app.extensions["redis"])
-    options = {"job_id": job_id, "retry": backoff() if retry else None,
-               "result_ttl": 0 if job_id else 500, "failure_ttl": 7 * 86400}
+    options = {
+        "job_id": job_id,
+        "retry": backoff() if retry else None,
+        "result_ttl": 0 if job_id else 500,
+        "failure_ttl": 7 * 86400,
+    }
     for _attempt in range(2):  # a second go when the old job vanished under us
         try:
             if delay:
@@ -237,8 +243,9 @@ class AppWorker(SimpleWorker):
     def _start_scheduler(self, burst=False, logging_level="INFO", *args, **kwargs):
         if burst:  # RQ's own: schedule what is due, then let go of the locks
             return super()._start_scheduler(burst, logging_level, *args, **kwargs)
-        self.scheduler = ThreadScheduler(self.queues, connection=self.connection, serializer=self.serializer,
-                                         logging_level=logging_level or "INFO")
+        self.scheduler = ThreadScheduler(
+            self.queues, connection=self.connection, serializer=self.serializer, logging_level=logging_level or "INFO"
+        )
         self.scheduler.start()
 
     def stop_scheduler(self):

@@ -1,4 +1,5 @@
 """Time helpers: the database stores naive UTC; APIs print ISO 8601 with milliseconds and Z."""
+
 from datetime import UTC, date, datetime, timedelta, timezone
 
 EAT = timezone(timedelta(hours=3))  # Daraja's timestamps are East Africa Time

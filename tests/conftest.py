@@ -2,6 +2,7 @@
 migrations, a live server and the in-process worker (the same RQ jobs, over real Redis)
 started by the first test that needs them, tables emptied after writes and the Redis test
 db flushed between tests."""
+
 import os
 import re
 import tempfile

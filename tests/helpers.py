@@ -1,4 +1,5 @@
 """Small factories and readers for tests."""
+
 from portal.extensions import db
 from portal.models import Callback, Payment, PaymentEvent, SandboxStkRequest
 
@@ -17,14 +18,17 @@ def payment_by_checkout_id(app, checkout_id) -> Payment:
 def events(app, checkout_id) -> list[tuple]:
     with app.app_context():
         p = Payment.query.filter_by(checkout_request_id=checkout_id).one()
-        return [(e.from_status, e.to_status, e.source)
-                for e in PaymentEvent.query.filter_by(payment_id=p.id).order_by(PaymentEvent.id)]
+        return [
+            (e.from_status, e.to_status, e.source)
+            for e in PaymentEvent.query.filter_by(payment_id=p.id).order_by(PaymentEvent.id)
+        ]
 
 
 def callbacks(app, checkout_id) -> list[tuple]:
     with app.app_context():
-        return [(c.outcome, c.token_valid) for c in Callback.query.filter_by(provider_id=checkout_id)
-                .order_by(Callback.id)]
+        return [
+            (c.outcome, c.token_valid) for c in Callback.query.filter_by(provider_id=checkout_id).order_by(Callback.id)
+        ]
 
 
 def sandbox_request(app, checkout_id) -> SandboxStkRequest:

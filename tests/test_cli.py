@@ -1,4 +1,5 @@
 """The flask commands a developer or operator runs."""
+
 import json
 
 from portal.extensions import db
@@ -23,11 +24,13 @@ def test_seed_demo_is_idempotent_and_prints_json(runner, app):
 def test_merchant_and_api_key_creation(runner, app, live_server):
     import requests
 
-    made = runner.invoke(args=["merchant", "create", "--name", "Mama Mboga", "--email", "Mama@Example.com",
-                               "--password", "s3cret-pass"])
+    made = runner.invoke(
+        args=["merchant", "create", "--name", "Mama Mboga", "--email", "Mama@Example.com", "--password", "s3cret-pass"]
+    )
     assert made.exit_code == 0, made.output
-    again = runner.invoke(args=["merchant", "create", "--name", "X", "--email", "mama@example.com",
-                                "--password", "s3cret-pass"])
+    again = runner.invoke(
+        args=["merchant", "create", "--name", "X", "--email", "mama@example.com", "--password", "s3cret-pass"]
+    )
     assert again.exit_code != 0 and "already exists" in again.output
     key = runner.invoke(args=["apikey", "create", "--email", "mama@example.com"]).output.strip()
     assert key.startswith("mpk_")

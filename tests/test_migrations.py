@@ -1,4 +1,5 @@
 """The schema comes from the migrations, and they match the models."""
+
 import os
 
 from alembic.autogenerate import compare_metadata

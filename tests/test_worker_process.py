@@ -1,4 +1,5 @@
 """worker.py, the production worker, as its own process: scheduler, sweeper and jobs."""
+
 import os
 import subprocess
 import sys
@@ -21,14 +22,27 @@ def worker_process(app, worker, live_server):
     worker.pause()  # the separate process does all the work in this test
     # The sweeper queries only payments older than a minute: the test makes one that old on
     # purpose, so a slow callback on a busy machine is never overtaken by a query.
-    env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], REDIS_URL=app.config["REDIS_URL"],
-               SECRET_KEY=app.config["SECRET_KEY"], PUBLIC_BASE_URL=live_server, SWEEP_INTERVAL="0.5",
-               SWEEP_QUERY_AFTER="60", SWEEP_QUERY_EVERY="1", SANDBOX_CALLBACK_DELAY="0.3", LOG_LEVEL="WARNING")
-    proc = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(
+        os.environ,
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=app.config["REDIS_URL"],
+        SECRET_KEY=app.config["SECRET_KEY"],
+        PUBLIC_BASE_URL=live_server,
+        SWEEP_INTERVAL="0.5",
+        SWEEP_QUERY_AFTER="60",
+        SWEEP_QUERY_EVERY="1",
+        SANDBOX_CALLBACK_DELAY="0.3",
+        LOG_LEVEL="WARNING",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     connection = app.extensions["redis"]
-    wait_for(lambda: proc.poll() is not None or any(w.pid == proc.pid for w in Worker.all(connection=connection)),
-             timeout=60, what="worker.py to register with Redis")
+    wait_for(
+        lambda: proc.poll() is not None or any(w.pid == proc.pid for w in Worker.all(connection=connection)),
+        timeout=60,
+        what="worker.py to register with Redis",
+    )
     assert proc.poll() is None, proc.stdout.read()
     yield proc
     proc.terminate()
@@ -50,13 +64,18 @@ def test_worker_process_delivers_callbacks_and_sweeps(app, api, worker_process):
     assert events(app, paid)[-1] == ("processing", "completed", "callback")
 
     lost = initiate(api, phone="254712349999").json()["data"]["checkout_request_id"]  # its callback never comes
-    wait_for(lambda: sandbox_request(app, lost).result_code is not None, timeout=60,
-             what="the simulator to settle the prompt whose callback is lost")
+    wait_for(
+        lambda: sandbox_request(app, lost).result_code is not None,
+        timeout=60,
+        what="the simulator to settle the prompt whose callback is lost",
+    )
     with app.app_context():  # silent for long enough: the sweeper in worker.py asks Daraja about it
         payment = Payment.query.filter_by(checkout_request_id=lost).one()
         payment.created_at -= timedelta(minutes=2)
         db.session.commit()
-    assert wait_for(lambda: settled_status(api, lost), timeout=60, what="the sweeper's query through worker.py") \
+    assert (
+        wait_for(lambda: settled_status(api, lost), timeout=60, what="the sweeper's query through worker.py")
         == "SUCCESS"
+    )
     assert events(app, lost)[-1] == ("processing", "completed", "query")
     assert worker_process.poll() is None, worker_process.stdout.read()

@@ -1,4 +1,5 @@
 """Bearer API-key authentication shared by the key-authenticated dialects."""
+
 from datetime import timedelta
 
 from flask import g, request

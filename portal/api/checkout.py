@@ -3,6 +3,7 @@
 Errors: {"error": ..., "details": [...field errors...]} for validation, else
 {"error": ..., "details": "..."}. Statuses: PENDING, SUCCESS, FAILED.
 """
+
 import math
 import re
 from typing import Any
@@ -25,10 +26,20 @@ bp = Blueprint("checkout", __name__)
 limiter.shared_limit(lambda: current_app.config["CHECKOUT_RATE_LIMIT"], scope="checkout")(bp)
 
 S = PaymentStatus
-STATUS_NAMES = {S.PENDING: "PENDING", S.PROCESSING: "PENDING", S.COMPLETED: "SUCCESS", S.FAILED: "FAILED",
-                S.CANCELLED: "FAILED", S.TIMEOUT: "FAILED", S.REVERSED: "FAILED"}
-STATUS_FILTER = {"PENDING": [S.PENDING, S.PROCESSING], "SUCCESS": [S.COMPLETED],
-                 "FAILED": [S.FAILED, S.CANCELLED, S.TIMEOUT, S.REVERSED]}
+STATUS_NAMES = {
+    S.PENDING: "PENDING",
+    S.PROCESSING: "PENDING",
+    S.COMPLETED: "SUCCESS",
+    S.FAILED: "FAILED",
+    S.CANCELLED: "FAILED",
+    S.TIMEOUT: "FAILED",
+    S.REVERSED: "FAILED",
+}
+STATUS_FILTER = {
+    "PENDING": [S.PENDING, S.PROCESSING],
+    "SUCCESS": [S.COMPLETED],
+    "FAILED": [S.FAILED, S.CANCELLED, S.TIMEOUT, S.REVERSED],
+}
 MAX_AMOUNT = 70_000
 REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,11}")
 
@@ -101,8 +112,10 @@ class InitiatePayment(BaseModel):
         if v is None:
             return "Payment"
         if not isinstance(v, str) or not REFERENCE.fullmatch(v):
-            raise ValueError("Account reference must be 1 to 12 letters, digits, spaces, dots, dashes "
-                             "or underscores (M-Pesa shows it on the customer's phone)")
+            raise ValueError(
+                "Account reference must be 1 to 12 letters, digits, spaces, dots, dashes "
+                "or underscores (M-Pesa shows it on the customer's phone)"
+            )
         return v
 
     @field_validator("transaction_desc")
@@ -158,16 +171,18 @@ def initiate_payment():
     record = None
     if key is not None:
         if not key.strip() or len(key) > idempotency.MAX_KEY_LENGTH or has_unsafe_characters(key):
-            return validation_failed([field_error("Idempotency-Key", key, "Idempotency-Key must be 1 to 255 "
-                                                  "characters", location="headers")])
+            return validation_failed(
+                [field_error("Idempotency-Key", key, "Idempotency-Key must be 1 to 255 characters", location="headers")]
+            )
         claim = idempotency.claim(g.merchant.id, "checkout", key, form.model_dump())
         if claim.state == "replay":
             response = jsonify(claim.record.response_body)
             response.headers["Idempotent-Replayed"] = "true"
             return response, claim.record.status_code
         if claim.state == "mismatch":
-            return error(422, "Idempotency-Key reused", "This Idempotency-Key was first used with a different "
-                                                        "request body")
+            return error(
+                422, "Idempotency-Key reused", "This Idempotency-Key was first used with a different request body"
+            )
         if claim.state == "in_progress":
             return error(409, "Request in progress", "A request with this Idempotency-Key is still being processed")
         record = claim.record
@@ -186,11 +201,20 @@ def initiate_payment():
 def _initiate(form: InitiatePayment, key: str | None) -> tuple[dict, int]:
     try:
         payment = mpesa.initiate_stk_push(
-            g.merchant, phone=form.phone, amount=form.amount * 100, account_reference=form.account_reference,
-            description=form.transaction_desc, api="checkout", idempotency_key=key)
+            g.merchant,
+            phone=form.phone,
+            amount=form.amount * 100,
+            account_reference=form.account_reference,
+            description=form.transaction_desc,
+            api="checkout",
+            idempotency_key=key,
+        )
     except errors.SubscriberBusy:
-        return {"error": "Duplicate transaction", "details": "This customer already has a payment prompt open. "
-                "Wait for it to finish (about a minute) and try again."}, 409
+        return {
+            "error": "Duplicate transaction",
+            "details": "This customer already has a payment prompt open. "
+            "Wait for it to finish (about a minute) and try again.",
+        }, 409
     except errors.NotConfigured as exc:
         return {"error": "M-Pesa is not configured", "details": str(exc)}, 503
     except errors.ProviderRejected as exc:
@@ -198,15 +222,20 @@ def _initiate(form: InitiatePayment, key: str | None) -> tuple[dict, int]:
     except errors.ProviderUnavailable as exc:
         return {"error": "M-Pesa is unavailable, please try again shortly", "details": str(exc)}, 503
     except errors.OutcomeUnknown as exc:
-        return {"error": "M-Pesa did not answer in time",
-                "details": f"The outcome is unknown; payment {exc.payment.reference} settles when M-Pesa "
-                           "reports it. Do not retry with a new request."}, 504
-    return {"message": "Payment initiated successfully", "data": {
-        "checkout_request_id": payment.checkout_request_id,
-        "merchant_request_id": payment.merchant_request_id,
-        "customer_message": payment.customer_message,
-        "status": STATUS_NAMES[payment.status],
-    }}, 200
+        return {
+            "error": "M-Pesa did not answer in time",
+            "details": f"The outcome is unknown; payment {exc.payment.reference} settles when M-Pesa "
+            "reports it. Do not retry with a new request.",
+        }, 504
+    return {
+        "message": "Payment initiated successfully",
+        "data": {
+            "checkout_request_id": payment.checkout_request_id,
+            "merchant_request_id": payment.merchant_request_id,
+            "customer_message": payment.customer_message,
+            "status": STATUS_NAMES[payment.status],
+        },
+    }, 200
 
 
 def serialise(p: Payment) -> dict:
@@ -269,8 +298,16 @@ def transactions():
 @bp.get("/transactions/<checkout_request_id>")
 def transaction(checkout_request_id: str):
     if has_unsafe_characters(checkout_request_id) or len(checkout_request_id) > 64:
-        return validation_failed([field_error("checkout_request_id", checkout_request_id,
-                                              "checkout_request_id must be up to 64 printable characters", "params")])
+        return validation_failed(
+            [
+                field_error(
+                    "checkout_request_id",
+                    checkout_request_id,
+                    "checkout_request_id must be up to 64 printable characters",
+                    "params",
+                )
+            ]
+        )
     payment = Payment.get_for_merchant(g.merchant.id, checkout_request_id=checkout_request_id)
     if payment is None:
         return error(404, "Transaction not found", f"No transaction with checkout_request_id {checkout_request_id}")
@@ -283,6 +320,12 @@ def render_error(status: int, message: str, details=None):
     return response
 
 
-DIALECT = register(Dialect(name="checkout", render_error=render_error, status_names=STATUS_NAMES,
-                           stk_callback_endpoint="daraja_webhooks.checkout_stk",
-                           prefixes=("/initiate_payment", "/transactions", "/health", "/callback")))
+DIALECT = register(
+    Dialect(
+        name="checkout",
+        render_error=render_error,
+        status_names=STATUS_NAMES,
+        stk_callback_endpoint="daraja_webhooks.checkout_stk",
+        prefixes=("/initiate_payment", "/transactions", "/health", "/callback"),
+    )
+)

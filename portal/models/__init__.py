@@ -1,4 +1,5 @@
 """Models: one module per aggregate. Importing this package registers every table."""
+
 from portal.models.merchant import ApiKey, Merchant, User
 from portal.models.payment import Callback, IdempotencyRecord, Payment, PaymentEvent, PaymentStatus
 from portal.models.sandbox import (
@@ -11,7 +12,18 @@ from portal.models.sandbox import (
 )
 
 __all__ = [
-    "ApiKey", "Callback", "IdempotencyRecord", "Merchant", "Payment", "PaymentEvent",
-    "PaymentStatus", "SandboxApp", "SandboxDelivery", "SandboxDeliveryAttempt", "SandboxSms",
-    "SandboxStkRequest", "SandboxToken", "User",
+    "ApiKey",
+    "Callback",
+    "IdempotencyRecord",
+    "Merchant",
+    "Payment",
+    "PaymentEvent",
+    "PaymentStatus",
+    "SandboxApp",
+    "SandboxDelivery",
+    "SandboxDeliveryAttempt",
+    "SandboxSms",
+    "SandboxStkRequest",
+    "SandboxToken",
+    "User",
 ]

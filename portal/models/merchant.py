@@ -1,4 +1,5 @@
 """Merchants, their portal users and API keys. Provider credentials are encrypted at rest."""
+
 import hashlib
 import secrets
 
@@ -49,8 +50,9 @@ class Merchant(db.Model):
 
     @property
     def has_daraja(self) -> bool:
-        return bool(self.daraja_consumer_key and self.daraja_consumer_secret
-                    and self.daraja_shortcode and self.daraja_passkey)
+        return bool(
+            self.daraja_consumer_key and self.daraja_consumer_secret and self.daraja_shortcode and self.daraja_passkey
+        )
 
 
 class User(UserMixin, db.Model):

@@ -2,6 +2,7 @@
 
 Amounts are integers in minor units (cents); money is never a float.
 """
+
 from sqlalchemy import and_
 from sqlalchemy.ext.hybrid import hybrid_property
 
@@ -71,8 +72,7 @@ class Payment(MerchantScoped, db.Model):
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     completed_at = db.Column(db.DateTime)
 
-    events = db.relationship("PaymentEvent", order_by="PaymentEvent.id", lazy="select",
-                             back_populates="payment")
+    events = db.relationship("PaymentEvent", order_by="PaymentEvent.id", lazy="select", back_populates="payment")
 
     @property
     def is_final(self) -> bool:
@@ -82,13 +82,21 @@ class Payment(MerchantScoped, db.Model):
     def refused(self) -> bool:
         """Failed before the provider took it (Daraja refused the push, or could not be reached):
         no provider id of any kind was ever stored, so no customer was ever asked to pay."""
-        return (self.status == PaymentStatus.FAILED and self.checkout_request_id is None
-                and self.conversation_id is None and self.provider_reference is None)
+        return (
+            self.status == PaymentStatus.FAILED
+            and self.checkout_request_id is None
+            and self.conversation_id is None
+            and self.provider_reference is None
+        )
 
     @refused.expression
     def refused(cls):
-        return and_(cls.status == PaymentStatus.FAILED, cls.checkout_request_id.is_(None),
-                    cls.conversation_id.is_(None), cls.provider_reference.is_(None))
+        return and_(
+            cls.status == PaymentStatus.FAILED,
+            cls.checkout_request_id.is_(None),
+            cls.conversation_id.is_(None),
+            cls.provider_reference.is_(None),
+        )
 
     @property
     def amount_major(self) -> int | float:

@@ -1,5 +1,6 @@
 """State of the provider simulators: apps and tokens, STK prompts on virtual phones, and the
 callbacks and webhooks they deliver (every attempt kept as evidence)."""
+
 from portal.crypto import EncryptedText
 from portal.extensions import db
 from portal.timeutil import utcnow

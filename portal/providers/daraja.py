@@ -1,5 +1,6 @@
 """Safaricom Daraja client: OAuth (token cached in Redis, one fetch per expiry window for
 every process), STK push and STK query. Errors are typed and carry Daraja's codes."""
+
 import base64
 import hashlib
 from dataclasses import dataclass
@@ -64,10 +65,19 @@ def stk_password(shortcode: str, passkey: str, timestamp: str) -> str:
 
 
 class DarajaClient:
-    def __init__(self, base_url: str, consumer_key: str, consumer_secret: str, shortcode: str,
-                 passkey: str, cache: redis.Redis, timeout: float = 15.0,
-                 transaction_type: str = "CustomerPayBillOnline", party_b: str | None = None,
-                 session: requests.Session | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        consumer_key: str,
+        consumer_secret: str,
+        shortcode: str,
+        passkey: str,
+        cache: redis.Redis,
+        timeout: float = 15.0,
+        transaction_type: str = "CustomerPayBillOnline",
+        party_b: str | None = None,
+        session: requests.Session | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret
@@ -104,46 +114,59 @@ class DarajaClient:
         self.cache.delete(self._token_key)
 
     def _fetch_token(self) -> tuple[str, int]:
-        body = self._call("GET", "/oauth/v1/generate", params={"grant_type": "client_credentials"},
-                          auth=(self.consumer_key, self.consumer_secret))
+        body = self._call(
+            "GET",
+            "/oauth/v1/generate",
+            params={"grant_type": "client_credentials"},
+            auth=(self.consumer_key, self.consumer_secret),
+        )
         try:
             return body["access_token"], int(body["expires_in"])  # expires_in is a string on the wire
         except (KeyError, TypeError, ValueError):
             raise DarajaError(200, "unexpected", f"unreadable OAuth answer: {body!r}") from None
 
     # -- M-Pesa Express ----------------------------------------------------------------
-    def stk_push(self, phone: str, amount: int, callback_url: str, account_reference: str,
-                 description: str) -> StkAck:
+    def stk_push(self, phone: str, amount: int, callback_url: str, account_reference: str, description: str) -> StkAck:
         """`amount` is in whole shillings. Raises DarajaError or DarajaUnavailable."""
         timestamp = daraja_timestamp()
-        body = self._authed_post("/mpesa/stkpush/v1/processrequest", {
-            "BusinessShortCode": self.shortcode,
-            "Password": stk_password(self.shortcode, self.passkey, timestamp),
-            "Timestamp": timestamp,
-            "TransactionType": self.transaction_type,
-            "Amount": amount,
-            "PartyA": phone,
-            "PartyB": self.party_b,
-            "PhoneNumber": phone,
-            "CallBackURL": callback_url,
-            "AccountReference": account_reference[:12],
-            "TransactionDesc": (description or "Payment")[:13],
-        })
+        body = self._authed_post(
+            "/mpesa/stkpush/v1/processrequest",
+            {
+                "BusinessShortCode": self.shortcode,
+                "Password": stk_password(self.shortcode, self.passkey, timestamp),
+                "Timestamp": timestamp,
+                "TransactionType": self.transaction_type,
+                "Amount": amount,
+                "PartyA": phone,
+                "PartyB": self.party_b,
+                "PhoneNumber": phone,
+                "CallBackURL": callback_url,
+                "AccountReference": account_reference[:12],
+                "TransactionDesc": (description or "Payment")[:13],
+            },
+        )
         try:
-            return StkAck(body["MerchantRequestID"], body["CheckoutRequestID"],
-                          str(body.get("ResponseCode", "0")), body.get("CustomerMessage", ""))
+            return StkAck(
+                body["MerchantRequestID"],
+                body["CheckoutRequestID"],
+                str(body.get("ResponseCode", "0")),
+                body.get("CustomerMessage", ""),
+            )
         except (KeyError, TypeError):
             raise DarajaError(200, "unexpected", f"unreadable STK answer: {body!r}") from None
 
     def stk_query(self, checkout_request_id: str) -> StkQueryResult:
         timestamp = daraja_timestamp()
         try:
-            body = self._authed_post("/mpesa/stkpushquery/v1/query", {
-                "BusinessShortCode": self.shortcode,
-                "Password": stk_password(self.shortcode, self.passkey, timestamp),
-                "Timestamp": timestamp,
-                "CheckoutRequestID": checkout_request_id,
-            })
+            body = self._authed_post(
+                "/mpesa/stkpushquery/v1/query",
+                {
+                    "BusinessShortCode": self.shortcode,
+                    "Password": stk_password(self.shortcode, self.passkey, timestamp),
+                    "Timestamp": timestamp,
+                    "CheckoutRequestID": checkout_request_id,
+                },
+            )
         except DarajaError as exc:
             if PENDING_MESSAGE in exc.error_message:  # an "error" that means: not answered yet
                 return StkQueryResult(pending=True)
@@ -172,8 +195,9 @@ class DarajaClient:
         except requests.ConnectionError as exc:
             # Refused or unresolvable: nothing was sent. Reset mid-answer: it may have been.
             reason = getattr(exc.args[0], "reason", None) if exc.args else None
-            never_sent = isinstance(reason, (urllib3.exceptions.NewConnectionError,
-                                             urllib3.exceptions.NameResolutionError))
+            never_sent = isinstance(
+                reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)
+            )
             raise DarajaUnavailable(f"Daraja connection failed: {exc}", maybe_sent=not never_sent) from exc
         except requests.Timeout as exc:
             raise DarajaUnavailable(f"Daraja did not answer in time: {exc}", maybe_sent=True) from exc
@@ -184,10 +208,11 @@ class DarajaClient:
         if response.status_code == 200 and isinstance(body, dict) and "errorCode" not in body:
             return body
         if isinstance(body, dict) and "errorCode" in body:
-            raise DarajaError(response.status_code, str(body["errorCode"]), str(body.get("errorMessage", "")),
-                              body.get("requestId"))
+            raise DarajaError(
+                response.status_code, str(body["errorCode"]), str(body.get("errorMessage", "")), body.get("requestId")
+            )
         if response.status_code >= 500:  # a gateway error without Daraja's envelope: fate unknown
             raise DarajaUnavailable(f"Daraja answered HTTP {response.status_code}", maybe_sent=True)
-        raise DarajaError(response.status_code, f"http.{response.status_code}",
-                          (response.text or "")[:300] or "empty answer", None)
-
+        raise DarajaError(
+            response.status_code, f"http.{response.status_code}", (response.text or "")[:300] or "empty answer", None
+        )

@@ -1,6 +1,7 @@
 """Provider simulators, mounted under /sandbox when SANDBOX is on: one package per provider
 (daraja/ today; paystack/ and africastalking/ beside it), the virtual phone, and what they share:
 delivery of callbacks and webhooks (delivery), fault switches (faults, with /sandbox/faults)."""
+
 from flask import Flask
 
 

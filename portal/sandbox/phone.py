@@ -1,5 +1,6 @@
 """The virtual phone (sandbox web layer): a handset page for one number that shows its STK prompts,
 lets the person there pay or cancel them, and lists the SMS sent to it."""
+
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -33,9 +34,12 @@ class Screen:
     version: str = field(init=False)
 
     def __post_init__(self):
-        state = (self.prompt and (self.prompt.id, self.prompt.interactive),
-                 self.result and (self.result.id, self.result.result_code),
-                 [m.id for m in self.messages], self.clock)
+        state = (
+            self.prompt and (self.prompt.id, self.prompt.interactive),
+            self.result and (self.result.id, self.result.result_code),
+            [m.id for m in self.messages],
+            self.clock,
+        )
         self.version = hashlib.sha1(repr(state).encode()).hexdigest()[:12]
 
 
@@ -48,11 +52,18 @@ def read_screen(msisdn: str) -> Screen:
     prompts = SandboxStkRequest.query.filter_by(phone=msisdn).order_by(SandboxStkRequest.id.desc())
     latest = prompts.first()
     prompt = latest if latest is not None and latest.is_open else None
-    result = latest if latest is not None and not latest.is_open \
-        and latest.resolved_at > utcnow() - RESULT_SHOWN_FOR else None
+    result = (
+        latest
+        if latest is not None and not latest.is_open and latest.resolved_at > utcnow() - RESULT_SHOWN_FOR
+        else None
+    )
     # Africa's Talking numbers carry a plus; a sender may use either form.
-    messages = (SandboxSms.query.filter(SandboxSms.to.in_([msisdn, "+" + msisdn]))
-                .order_by(SandboxSms.id.desc()).limit(INBOX_SIZE).all())
+    messages = (
+        SandboxSms.query.filter(SandboxSms.to.in_([msisdn, "+" + msisdn]))
+        .order_by(SandboxSms.id.desc())
+        .limit(INBOX_SIZE)
+        .all()
+    )
     return Screen(msisdn, prompt, result, messages, as_nairobi(utcnow()).strftime("%H:%M"))
 
 
@@ -80,8 +91,11 @@ def own_prompt_or_404(msisdn: str, prompt_id: int) -> SandboxStkRequest:
 
 def answer_prompt(msisdn: str, req: SandboxStkRequest, pay: bool):
     if not req.is_open or not req.interactive:
-        notice = ("This request is closed: it was already answered or timed out. Nothing was changed."
-                  if not req.is_open else "The sandbox answers this request itself; nothing was changed.")
+        notice = (
+            "This request is closed: it was already answered or timed out. Nothing was changed."
+            if not req.is_open
+            else "The sandbox answers this request itself; nothing was changed."
+        )
         return render(msisdn, 422, notice=notice)
     if not stk.answer(req, pay):
         return render(msisdn, 422, notice="This request closed before your answer arrived. Nothing was changed.")

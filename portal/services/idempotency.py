@@ -6,6 +6,7 @@ client may retry after our failure; a claim still unanswered after IN_FLIGHT_LIM
 as dead (no request of ours runs that long) and may be claimed again; keys are kept for
 IDEMPOTENCY_TTL (at least 24 hours), then forgotten.
 """
+
 import hashlib
 import json
 from dataclasses import dataclass
@@ -71,10 +72,11 @@ def claim(merchant_id: int, api: str, key: str, payload) -> Claim:
 def _take_over(existing: IdempotencyRecord, digest: str, now: datetime) -> bool:
     """Claims an expired or abandoned record: a compare-and-set on its claim time."""
     taken = db.session.execute(
-        update(IdempotencyRecord).where(IdempotencyRecord.id == existing.id,
-                                        IdempotencyRecord.created_at == existing.created_at)
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.id == existing.id, IdempotencyRecord.created_at == existing.created_at)
         .values(request_hash=digest, status_code=None, response_body=None, created_at=now)
-        .execution_options(synchronize_session=False)).rowcount
+        .execution_options(synchronize_session=False)
+    ).rowcount
     db.session.commit()
     db.session.expire(existing)
     return bool(taken)
@@ -92,8 +94,9 @@ def release(record: IdempotencyRecord) -> None:
     """Frees the key of a request that failed (or died): the client may retry with it."""
     ident = inspect(record).identity[0]  # read without loading: the session may be failed
     db.session.rollback()
-    db.session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == ident,
-                                                       IdempotencyRecord.status_code.is_(None)))
+    db.session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.id == ident, IdempotencyRecord.status_code.is_(None))
+    )
     db.session.commit()
 
 

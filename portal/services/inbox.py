@@ -6,6 +6,7 @@ headers cleaned of what a text column refuses, callback tokens redacted); an int
 that fails records the failure on that row ("error") and never on another; a row is read
 by the sweeper later if its request died between storing and reading it.
 """
+
 import logging
 import re
 from collections.abc import Callable
@@ -65,22 +66,35 @@ _INTERPRETERS: dict[tuple[str, str], Interpreter] = {}
 
 def interpreter(provider: str, kind: str):
     """Registers the decorated function as the interpreter of (provider, kind) requests."""
+
     def register(fn: Interpreter) -> Interpreter:
         _INTERPRETERS[(provider, kind)] = fn
         return fn
+
     return register
 
 
-def store(provider: str, kind: str, raw: bytes, *, path: str, query_string: str, headers: dict,
-          source_ip: str | None) -> Item:
+def store(
+    provider: str, kind: str, raw: bytes, *, path: str, query_string: str, headers: dict, source_ip: str | None
+) -> Item:
     """Stores the request and commits. Its callback token, if any, is checked now and
     kept only as a verdict: the stored query string has it redacted."""
     args, token_valid, stored_query = read_query(query_string)
     kept = {clean(k, 100): clean(v, 2000) for k, v in headers.items() if k.lower() not in STRIPPED_HEADERS}
-    ident = db.session.execute(insert(Callback).values(
-        provider=provider, kind=kind, path=clean(path, 255), raw=raw, headers=kept,
-        query_string=clean(stored_query, 2000), source_ip=clean(source_ip, 64), token_valid=token_valid,
-        outcome="received", received_at=utcnow())).inserted_primary_key[0]
+    ident = db.session.execute(
+        insert(Callback).values(
+            provider=provider,
+            kind=kind,
+            path=clean(path, 255),
+            raw=raw,
+            headers=kept,
+            query_string=clean(stored_query, 2000),
+            source_ip=clean(source_ip, 64),
+            token_valid=token_valid,
+            outcome="received",
+            received_at=utcnow(),
+        )
+    ).inserted_primary_key[0]
     db.session.commit()
     return Item(ident, provider, kind, raw, args, token_valid, source_ip)
 
@@ -120,15 +134,20 @@ def _record(ident: int, verdict: Verdict) -> None:
     for name in ("provider_id", "payment_id", "merchant_id"):
         if getattr(verdict, name) is not None:
             values[name] = getattr(verdict, name)
-    db.session.execute(update(Callback).where(Callback.id == ident).values(**values)
-                       .execution_options(synchronize_session=False))
+    db.session.execute(
+        update(Callback).where(Callback.id == ident).values(**values).execution_options(synchronize_session=False)
+    )
 
 
 @step("callbacks_read")
 def read_unread(now: datetime) -> int:
     """Rows stored but never interpreted: their request died between the two."""
-    rows = db.session.scalars(select(Callback).where(
-        Callback.outcome == "received", Callback.received_at < now - UNREAD_GRACE).order_by(Callback.id).limit(BATCH))
+    rows = db.session.scalars(
+        select(Callback)
+        .where(Callback.outcome == "received", Callback.received_at < now - UNREAD_GRACE)
+        .order_by(Callback.id)
+        .limit(BATCH)
+    )
     return each_row(rows.all(), reread, _record_error)
 
 

@@ -2,6 +2,7 @@
 
 Pages are keyset-paged on (created_at, id), newest first, so page 1,000 costs what page 1
 does on the (merchant_id, created_at) index."""
+
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -48,8 +49,12 @@ def filtered(merchant_id: int, f: LedgerFilter):
 def _search(q: str):
     """Phone (any form people type, prefix match), our reference, receipt, CheckoutRequestID
     or the merchant's account reference."""
-    terms = [Payment.reference == q.upper(), Payment.receipt == q.upper(), Payment.checkout_request_id == q,
-             Payment.account_reference.ilike(f"%{_escape(q)}%", escape="\\")]
+    terms = [
+        Payment.reference == q.upper(),
+        Payment.receipt == q.upper(),
+        Payment.checkout_request_id == q,
+        Payment.account_reference.ilike(f"%{_escape(q)}%", escape="\\"),
+    ]
     digits = re.sub(r"[\s\-+]", "", q)
     if digits.isdigit() and len(digits) >= 3:
         if digits.startswith("0"):
@@ -64,8 +69,7 @@ def _escape(text: str) -> str:
 
 def latest(merchant_id: int, count: int) -> list[Payment]:
     """The merchant's newest payments, newest first."""
-    return (Payment.for_merchant(merchant_id).order_by(Payment.created_at.desc(), Payment.id.desc())
-            .limit(count).all())
+    return Payment.for_merchant(merchant_id).order_by(Payment.created_at.desc(), Payment.id.desc()).limit(count).all()
 
 
 def encode_cursor(payment: Payment) -> str:
@@ -85,8 +89,7 @@ def page(query, cursor: str | None, size: int = PAGE_SIZE) -> tuple[list[Payment
     after = decode_cursor(cursor) if cursor else None
     if after:
         created, ident = after
-        query = query.filter(or_(Payment.created_at < created,
-                                 and_(Payment.created_at == created, Payment.id < ident)))
+        query = query.filter(or_(Payment.created_at < created, and_(Payment.created_at == created, Payment.id < ident)))
     rows = query.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(size + 1).all()
     more = len(rows) > size
     rows = rows[:size]
@@ -94,8 +97,23 @@ def page(query, cursor: str | None, size: int = PAGE_SIZE) -> tuple[list[Payment
 
 
 # Nairobi time like every screen, with its offset so a spreadsheet can still convert it.
-CSV_HEADER = ["created_at_eat", "reference", "status", "amount", "currency", "phone", "account_reference",
-              "description", "receipt", "checkout_request_id", "result_code", "result_desc", "api", "rail", "kind"]
+CSV_HEADER = [
+    "created_at_eat",
+    "reference",
+    "status",
+    "amount",
+    "currency",
+    "phone",
+    "account_reference",
+    "description",
+    "receipt",
+    "checkout_request_id",
+    "result_code",
+    "result_desc",
+    "api",
+    "rail",
+    "kind",
+]
 
 
 def csv_rows(query):
@@ -103,11 +121,26 @@ def csv_rows(query):
     cells that a spreadsheet would run as a formula are quoted with a leading apostrophe."""
     yield CSV_HEADER
     for p in query.order_by(Payment.created_at.desc(), Payment.id.desc()).yield_per(500):
-        yield [_cell(v) for v in (
-            as_nairobi(p.created_at).isoformat(timespec="seconds"), p.reference, p.status,
-            Decimal(p.amount).scaleb(-2), p.currency,
-            p.phone, p.account_reference, p.description, p.receipt, p.checkout_request_id, p.result_code,
-            p.result_desc, p.api, p.rail, p.kind)]
+        yield [
+            _cell(v)
+            for v in (
+                as_nairobi(p.created_at).isoformat(timespec="seconds"),
+                p.reference,
+                p.status,
+                Decimal(p.amount).scaleb(-2),
+                p.currency,
+                p.phone,
+                p.account_reference,
+                p.description,
+                p.receipt,
+                p.checkout_request_id,
+                p.result_code,
+                p.result_desc,
+                p.api,
+                p.rail,
+                p.kind,
+            )
+        ]
 
 
 def _cell(value) -> str:

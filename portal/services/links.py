@@ -3,6 +3,7 @@
 A token proves a request came through a URL we handed out, nothing more: it is never
 enough alone to move money out of a final state (see services/mpesa.py).
 """
+
 import hashlib
 import hmac
 from urllib.parse import parse_qsl, urlencode

@@ -1,4 +1,5 @@
 """Merchant provisioning: merchants with a portal login, API keys, sandbox credentials."""
+
 import hashlib
 import hmac
 
@@ -67,6 +68,11 @@ def seed_demo() -> dict:
         if ApiKey.find_active(api_key) is None:
             ApiKey.issue(merchant, "Demo key", key=api_key)
             db.session.commit()
-        out[label] = {"id": merchant.id, "name": merchant.name, "email": email, "password": password,
-                      "api_key": api_key}
+        out[label] = {
+            "id": merchant.id,
+            "name": merchant.name,
+            "email": email,
+            "password": password,
+            "api_key": api_key,
+        }
     return out

@@ -1,4 +1,5 @@
 """Kenyan phone numbers: parse what people type, answer the 2547XXXXXXXX / 2541XXXXXXXX form."""
+
 import re
 
 import phonenumbers

@@ -1,6 +1,7 @@
 """Dashboard figures for one merchant: volume, count and success rate for today and this
 week (Nairobi time), and completed volume per day for the last 14 days. A push M-Pesa refused
 never reached the customer, so it is counted apart and left out of the success rate."""
+
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -40,13 +41,17 @@ class Day:
 
 def period(merchant_id: int, label: str, since: date) -> Period:
     completed = Payment.status == S.COMPLETED
-    row = db.session.query(
-        func.count(Payment.id),
-        func.coalesce(func.sum(case((completed, 1), else_=0)), 0),
-        func.coalesce(func.sum(case((Payment.status.in_(SETTLED), 1), else_=0)), 0),
-        func.coalesce(func.sum(case((completed, Payment.amount), else_=0)), 0),
-        func.coalesce(func.sum(case((Payment.refused, 1), else_=0)), 0),
-    ).filter(Payment.merchant_id == merchant_id, Payment.created_at >= nairobi_midnight_utc(since)).one()
+    row = (
+        db.session.query(
+            func.count(Payment.id),
+            func.coalesce(func.sum(case((completed, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((Payment.status.in_(SETTLED), 1), else_=0)), 0),
+            func.coalesce(func.sum(case((completed, Payment.amount), else_=0)), 0),
+            func.coalesce(func.sum(case((Payment.refused, 1), else_=0)), 0),
+        )
+        .filter(Payment.merchant_id == merchant_id, Payment.created_at >= nairobi_midnight_utc(since))
+        .one()
+    )
     return Period(label, *(int(v) for v in row))
 
 
@@ -61,11 +66,16 @@ def daily(merchant_id: int, days: int = 14, today: date | None = None) -> list[D
     today = today or nairobi_today()
     first = today - timedelta(days=days - 1)
     day = _nairobi_day(Payment.created_at).label("day")
-    rows = db.session.query(
-        day, func.coalesce(func.sum(case((Payment.status == S.COMPLETED, Payment.amount), else_=0)), 0),
-        func.count(Payment.id),
-    ).filter(Payment.merchant_id == merchant_id, Payment.created_at >= nairobi_midnight_utc(first)
-             ).group_by(day).all()
+    rows = (
+        db.session.query(
+            day,
+            func.coalesce(func.sum(case((Payment.status == S.COMPLETED, Payment.amount), else_=0)), 0),
+            func.count(Payment.id),
+        )
+        .filter(Payment.merchant_id == merchant_id, Payment.created_at >= nairobi_midnight_utc(first))
+        .group_by(day)
+        .all()
+    )
     found = {str(d)[:10]: (int(v), int(c)) for d, v, c in rows}
     series = []
     for i in range(days):
@@ -78,6 +88,8 @@ def daily(merchant_id: int, days: int = 14, today: date | None = None) -> list[D
 def overview(merchant_id: int) -> dict:
     today = nairobi_today()
     monday = today - timedelta(days=today.weekday())
-    return {"today": period(merchant_id, "Today", today),
-            "week": period(merchant_id, "This week", monday),
-            "days": daily(merchant_id, 14, today)}
+    return {
+        "today": period(merchant_id, "Today", today),
+        "week": period(merchant_id, "This week", monday),
+        "days": daily(merchant_id, 14, today),
+    }

@@ -4,6 +4,7 @@ dead process still settles. It runs the steps each rail registers, in order.
 Guarantees: a step that fails on one row records why on that row and goes on with the
 next; a step that fails as a whole is reported and never stops the steps after it.
 """
+
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -20,9 +21,11 @@ _STEPS: dict[str, Step] = {}
 
 def step(name: str):
     """Registers the decorated `fn(now) -> rows handled` as the sweeper step `name`."""
+
     def register(fn: Step) -> Step:
         _STEPS[name] = fn
         return fn
+
     return register
 
 

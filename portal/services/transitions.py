@@ -5,6 +5,7 @@ Final states do not move, except a success for a timed-out or cancelled payment 
 customer paid); whoever asks for that must have had the provider confirm it first
 (services/mpesa.py). Later work publishes every transition through `subscribe`.
 """
+
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,8 +47,9 @@ def _publish(t: Transition) -> None:
 
 def record_creation(payment: Payment, source: str, detail: str) -> None:
     """The first event of a payment just added and flushed. The caller commits."""
-    db.session.add(PaymentEvent(payment_id=payment.id, from_status=None, to_status=payment.status,
-                                source=source, detail=detail))
+    db.session.add(
+        PaymentEvent(payment_id=payment.id, from_status=None, to_status=payment.status, source=source, detail=detail)
+    )
     _publish(Transition(payment.id, payment.merchant_id, None, payment.status, source, detail))
 
 
@@ -55,8 +57,9 @@ def current_status(payment_id: int) -> str:
     return db.session.execute(select(Payment.status).where(Payment.id == payment_id)).scalar_one()
 
 
-def transition(payment, to: str, source: str, detail: str | None = None, *, current: str | None = None,
-               **fields) -> bool:
+def transition(
+    payment, to: str, source: str, detail: str | None = None, *, current: str | None = None, **fields
+) -> bool:
     """Moves the payment to `to` if the state machine allows it from its current status.
 
     `payment` is a Payment or anything with `id` and `merchant_id`; `current`, when the
@@ -73,13 +76,22 @@ def transition(payment, to: str, source: str, detail: str | None = None, *, curr
         if to in S.FINAL:
             values["completed_at"] = values["updated_at"]
         done = db.session.execute(
-            update(Payment).where(Payment.id == payment.id, Payment.status == known).values(**values)
+            update(Payment)
+            .where(Payment.id == payment.id, Payment.status == known)
+            .values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
         if done == 1:
-            db.session.execute(insert(PaymentEvent).values(
-                payment_id=payment.id, from_status=known, to_status=to, source=source, detail=detail,
-                created_at=values["updated_at"]))
+            db.session.execute(
+                insert(PaymentEvent).values(
+                    payment_id=payment.id,
+                    from_status=known,
+                    to_status=to,
+                    source=source,
+                    detail=detail,
+                    created_at=values["updated_at"],
+                )
+            )
             if isinstance(payment, Payment) and payment in db.session:
                 db.session.expire(payment)
             _publish(Transition(payment.id, payment.merchant_id, known, to, source, detail))

@@ -4,6 +4,7 @@ the money and refusal filters and the security headers.
 The portal is a dialect too: payments requested from its pages speak native status names,
 get their STK results at the gateway's callback path, and its errors are its own pages
 (the fallback of the error table, for every path no document claims)."""
+
 from flask import Flask
 
 from portal.dialects import Dialect, register

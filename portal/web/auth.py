@@ -1,4 +1,5 @@
 """Sign-in and sign-out (flask-login, CSRF-protected form, throttled)."""
+
 import re
 from urllib.parse import urlsplit
 

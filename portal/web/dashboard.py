@@ -1,5 +1,6 @@
 """The dashboard: today's and this week's figures, 14 days of volume, the latest payments;
 figures and rows both poll, so they never disagree for long."""
+
 from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 
@@ -31,18 +32,31 @@ def chart(days: list[stats.Day]) -> dict:
     scale_minor = max(1, lines * step * 100)
     plot_h = CHART_H - TOP - BOTTOM
     base = CHART_H - BOTTOM
-    grid = [{"y": round(base - plot_h * i * step * 100 / scale_minor, 1),
-             "label": "KES " + compact_shillings(i * step * 100)} for i in range(lines + 1)]
+    grid = [
+        {
+            "y": round(base - plot_h * i * step * 100 / scale_minor, 1),
+            "label": "KES " + compact_shillings(i * step * 100),
+        }
+        for i in range(lines + 1)
+    ]
     slot = (CHART_W - LEFT) / len(days)
     bars = []
     for i, d in enumerate(days):
         height = round(plot_h * d.volume / scale_minor, 1)
         x = round(LEFT + i * slot + slot * 0.15, 1)
         payments = f"{d.count} payment{'s' if d.count != 1 else ''}"
-        bars.append({"x": x, "width": round(slot * 0.7, 1), "y": round(base - height, 1), "height": height,
-                     "middle": round(x + slot * 0.35, 1), "day": d.day.strftime("%d"),
-                     "value": compact_shillings(d.volume) if d.volume else "",
-                     "title": f"{d.day:%a %d %b}: {money(d.volume)} completed, from {payments}"})
+        bars.append(
+            {
+                "x": x,
+                "width": round(slot * 0.7, 1),
+                "y": round(base - height, 1),
+                "height": height,
+                "middle": round(x + slot * 0.35, 1),
+                "day": d.day.strftime("%d"),
+                "value": compact_shillings(d.volume) if d.volume else "",
+                "title": f"{d.day:%a %d %b}: {money(d.volume)} completed, from {payments}",
+            }
+        )
     return {"w": CHART_W, "h": CHART_H, "left": LEFT, "base": base, "grid": grid, "bars": bars}
 
 
@@ -54,8 +68,11 @@ def figures_context(merchant_id: int) -> dict:
 @bp.get("/")
 @login_required
 def index():
-    return render_template("dashboard/index.html", latest=ledger.latest(current_user.merchant_id, LATEST),
-                           **figures_context(current_user.merchant_id))
+    return render_template(
+        "dashboard/index.html",
+        latest=ledger.latest(current_user.merchant_id, LATEST),
+        **figures_context(current_user.merchant_id),
+    )
 
 
 @bp.get("/dashboard/figures")

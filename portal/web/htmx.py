@@ -1,4 +1,5 @@
 """htmx helpers: one place for the request test, the stop-polling status and redirects."""
+
 from flask import Response, redirect, request
 
 STOP_POLLING = 286  # htmx stops a polling element when it gets this status

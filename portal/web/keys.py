@@ -1,5 +1,6 @@
 """Portal views for API keys: create one (its secret shown once), list them, revoke one.
 Every query goes through the current merchant; another merchant's key id is a 404."""
+
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -16,10 +17,14 @@ bp = Blueprint("keys", __name__)
 
 
 class KeyForm(FlaskForm):
-    name = StringField("Key name", filters=[strip], validators=[
-        DataRequired(message="Give the key a name, for example “Online shop” or “Till 2”."),
-        Length(max=80, message="Keep the name to 80 characters or fewer."),
-    ])
+    name = StringField(
+        "Key name",
+        filters=[strip],
+        validators=[
+            DataRequired(message="Give the key a name, for example “Online shop” or “Till 2”."),
+            Length(max=80, message="Keep the name to 80 characters or fewer."),
+        ],
+    )
 
 
 def merchant_keys() -> list[ApiKey]:

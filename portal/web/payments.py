@@ -1,5 +1,6 @@
 """The ledger pages: list (filters, search, keyset pages, CSV), one payment with its
 timeline and callbacks, and requesting an STK push. Rows poll until they are final."""
+
 import csv
 import io
 from datetime import date
@@ -22,6 +23,7 @@ MAX_AMOUNT = 250_000  # Daraja's per-transaction ceiling (shared/reference/daraj
 
 def read_filter(args) -> ledger.LedgerFilter:
     """Filters from the query string; values outside the known choices are ignored."""
+
     def choice(name, allowed):
         value = args.get(name) or None
         return value if value in allowed else None
@@ -32,9 +34,14 @@ def read_filter(args) -> ledger.LedgerFilter:
         except ValueError:
             return None
 
-    return ledger.LedgerFilter(status=choice("status", ledger.STATUSES), rail=choice("rail", ledger.RAILS),
-                               kind=choice("kind", ledger.KINDS), date_from=day("from"), date_to=day("to"),
-                               q=(args.get("q") or "").strip()[:64] or None)
+    return ledger.LedgerFilter(
+        status=choice("status", ledger.STATUSES),
+        rail=choice("rail", ledger.RAILS),
+        kind=choice("kind", ledger.KINDS),
+        date_from=day("from"),
+        date_to=day("to"),
+        q=(args.get("q") or "").strip()[:64] or None,
+    )
 
 
 def poll_answer(template: str, payment: Payment, **context):
@@ -48,8 +55,15 @@ def poll_answer(template: str, payment: Payment, **context):
 def index():
     f = read_filter(request.args)
     rows, next_cursor = ledger.page(ledger.filtered(current_user.merchant_id, f), request.args.get("after"))
-    context = {"rows": rows, "next_cursor": next_cursor, "f": f, "statuses": ledger.STATUSES,
-               "rails": ledger.RAILS, "kinds": ledger.KINDS, "args": request.args}
+    context = {
+        "rows": rows,
+        "next_cursor": next_cursor,
+        "f": f,
+        "statuses": ledger.STATUSES,
+        "rails": ledger.RAILS,
+        "kinds": ledger.KINDS,
+        "args": request.args,
+    }
     if is_htmx() and request.headers.get("HX-Target") == "load-more":
         return render_template("payments/_page.html", **context)
     response = Response(render_template("payments/list.html", **context))
@@ -74,8 +88,11 @@ def export():
         finally:  # end the streaming read (and its server-side cursor) with the last row
             query.session.rollback()
 
-    return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="payments.csv"'})
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="payments.csv"'},
+    )
 
 
 @bp.get("/payments/<int:payment_id>")
@@ -99,9 +116,12 @@ def row(payment_id: int):
 
 
 def _timeline(payment: Payment) -> dict:
-    return {"events": PaymentEvent.query.filter_by(payment_id=payment.id).order_by(PaymentEvent.id).all(),
-            "callbacks": Callback.query.filter_by(payment_id=payment.id, merchant_id=payment.merchant_id)
-            .order_by(Callback.id).all()}
+    return {
+        "events": PaymentEvent.query.filter_by(payment_id=payment.id).order_by(PaymentEvent.id).all(),
+        "callbacks": Callback.query.filter_by(payment_id=payment.id, merchant_id=payment.merchant_id)
+        .order_by(Callback.id)
+        .all(),
+    }
 
 
 class ShillingsField(IntegerField):
@@ -116,12 +136,23 @@ class ShillingsField(IntegerField):
 
 class PaymentRequestForm(FlaskForm):
     phone = StringField("Customer's phone", validators=[DataRequired("Enter the customer's M-Pesa number.")])
-    amount = ShillingsField("Amount (KES)", validators=[
-        InputRequired("Enter the amount in whole shillings."),
-        NumberRange(1, MAX_AMOUNT, f"The amount must be between 1 and {MAX_AMOUNT:,} shillings.")])
-    account_reference = StringField("Account reference (optional)", validators=[
-        Optional(), Regexp(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,11}\Z",
-                           message="Use up to 12 letters or digits: the customer sees this on the phone.")])
+    amount = ShillingsField(
+        "Amount (KES)",
+        validators=[
+            InputRequired("Enter the amount in whole shillings."),
+            NumberRange(1, MAX_AMOUNT, f"The amount must be between 1 and {MAX_AMOUNT:,} shillings."),
+        ],
+    )
+    account_reference = StringField(
+        "Account reference (optional)",
+        validators=[
+            Optional(),
+            Regexp(
+                r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,11}\Z",
+                message="Use up to 12 letters or digits: the customer sees this on the phone.",
+            ),
+        ],
+    )
 
     def validate_phone(self, field):
         try:
@@ -141,8 +172,9 @@ def new():
         if not is_htmx():
             flash(f"Payment request sent to {recent[0].phone}.")
             return redirect(url_for("payments.new"))
-        return render_template("payments/_request_area.html", form=PaymentRequestForm(formdata=None),
-                               recent=recent, sent=recent[0])
+        return render_template(
+            "payments/_request_area.html", form=PaymentRequestForm(formdata=None), recent=recent, sent=recent[0]
+        )
     template = "payments/_request_area.html" if is_htmx() else "payments/new.html"
     return render_template(template, form=form, recent=ledger.latest(current_user.merchant_id, RECENT)), 422
 
@@ -150,13 +182,20 @@ def new():
 def _request_push(form: PaymentRequestForm) -> bool:
     """Sends the push; on refusal puts the problem, in a shopkeeper's words, on the form."""
     try:
-        mpesa.initiate_stk_push(current_user.merchant, phone=form.phone.data, amount=form.amount.data * 100,
-                                   account_reference=form.account_reference.data or "Payment",
-                                   description="Portal request", api="portal", source="portal")
+        mpesa.initiate_stk_push(
+            current_user.merchant,
+            phone=form.phone.data,
+            amount=form.amount.data * 100,
+            account_reference=form.account_reference.data or "Payment",
+            description="Portal request",
+            api="portal",
+            source="portal",
+        )
         return True
     except errors.SubscriberBusy:
-        form.phone.errors.append("This customer already has a payment prompt open. Wait about a minute for it "
-                                 "to finish, then try again.")
+        form.phone.errors.append(
+            "This customer already has a payment prompt open. Wait about a minute for it to finish, then try again."
+        )
     except errors.NotConfigured:
         form.form_errors.append("M-Pesa is not set up yet: add your Daraja credentials in Settings.")
     except errors.ProviderRejected as exc:

@@ -1,5 +1,6 @@
 """Portal view for the merchant's provider credentials (Daraja, Paystack). Secrets are
 encrypted at rest by their columns and never shown back in full; an empty secret input keeps the stored one."""
+
 import re
 
 from flask import Blueprint, flash, render_template, url_for
@@ -31,12 +32,16 @@ MIN_LENGTH_TO_SHOW_TAIL = 12  # below this, four characters would give away too 
 
 def _secret(label: str, *validators) -> StringField:
     # A text input, not a password one: browsers would otherwise autofill the portal password here.
-    return StringField(label, filters=[strip], validators=[
-        Optional(),
-        Length(max=256, message="That is too long to be a real key; check what you pasted."),
-        Regexp(r"^[\x21-\x7e]+$", message="That has spaces or symbols a real key does not have; copy it again."),
-        *validators,
-    ])
+    return StringField(
+        label,
+        filters=[strip],
+        validators=[
+            Optional(),
+            Length(max=256, message="That is too long to be a real key; check what you pasted."),
+            Regexp(r"^[\x21-\x7e]+$", message="That has spaces or symbols a real key does not have; copy it again."),
+            *validators,
+        ],
+    )
 
 
 class SettingsForm(FlaskForm):
@@ -44,20 +49,36 @@ class SettingsForm(FlaskForm):
     daraja_consumer_secret = _secret("Consumer secret")
     daraja_shortcode = StringField("Business number (shortcode)", filters=[strip])
     daraja_passkey = _secret("Passkey (Lipa na M-Pesa Online)")
-    daraja_transaction_type = SelectField("How customers pay you", validate_choice=False, choices=[
-        SelectChoice(PAYBILL, "Paybill: customers pay to your business number"),
-        SelectChoice(BUY_GOODS, "Buy Goods: customers pay to a till number"),
-    ], validators=[AnyOf([PAYBILL, BUY_GOODS], message="Choose Paybill or Buy Goods.")])
-    daraja_party_b = StringField("Till number", filters=[strip], validators=[
-        Optional(),
-        Regexp(r"^[0-9]{5,7}$", message="The till number is 5 to 7 digits, numbers only. "
-                                        "Leave it empty if customers pay to your business number."),
-    ])
-    paystack_secret_key = _secret("Paystack secret key", Regexp(
-        r"^sk_(test|live)_[A-Za-z0-9]+$",
-        message="A Paystack secret key starts with sk_test_ or sk_live_ followed by letters and numbers. "
-                "Copy it from your Paystack dashboard under Settings, API Keys & Webhooks "
-                "(not the public key, which starts with pk_)."))
+    daraja_transaction_type = SelectField(
+        "How customers pay you",
+        validate_choice=False,
+        choices=[
+            SelectChoice(PAYBILL, "Paybill: customers pay to your business number"),
+            SelectChoice(BUY_GOODS, "Buy Goods: customers pay to a till number"),
+        ],
+        validators=[AnyOf([PAYBILL, BUY_GOODS], message="Choose Paybill or Buy Goods.")],
+    )
+    daraja_party_b = StringField(
+        "Till number",
+        filters=[strip],
+        validators=[
+            Optional(),
+            Regexp(
+                r"^[0-9]{5,7}$",
+                message="The till number is 5 to 7 digits, numbers only. "
+                "Leave it empty if customers pay to your business number.",
+            ),
+        ],
+    )
+    paystack_secret_key = _secret(
+        "Paystack secret key",
+        Regexp(
+            r"^sk_(test|live)_[A-Za-z0-9]+$",
+            message="A Paystack secret key starts with sk_test_ or sk_live_ followed by letters and numbers. "
+            "Copy it from your Paystack dashboard under Settings, API Keys & Webhooks "
+            "(not the public key, which starts with pk_).",
+        ),
+    )
 
     def __init__(self, *args, stored_daraja: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -69,8 +90,9 @@ class SettingsForm(FlaskForm):
             if not re.fullmatch(r"[0-9]{5,7}", field.data):
                 raise ValidationError("The business number is 5 to 7 digits, numbers only, for example 174379.")
         elif self.stored_daraja or any(getattr(self, name).data for name in DARAJA_SECRETS):
-            raise ValidationError("Enter your M-Pesa business number (paybill or store number): "
-                                  "payments need it with your Daraja keys.")
+            raise ValidationError(
+                "Enter your M-Pesa business number (paybill or store number): payments need it with your Daraja keys."
+            )
 
 
 def mask(secret: str | None) -> str | None:

@@ -1,6 +1,7 @@
 """Daraja STK callbacks. Three documented paths, one inbox; each answers in its API's words.
 Whatever arrives is stored and acknowledged (a body over MAX_CONTENT_LENGTH is refused with
 413 before it is read)."""
+
 import logging
 
 from flask import Blueprint, jsonify, request
@@ -17,9 +18,15 @@ log = logging.getLogger(__name__)
 def _receive(kind: str) -> inbox.Verdict | None:
     raw = request.get_data(cache=False)  # 413 here, unread, when the body is too large
     try:
-        return inbox.receive("daraja", kind, raw, path=request.path,
-                             query_string=request.query_string.decode("latin-1"),
-                             headers=dict(request.headers), source_ip=request.remote_addr)
+        return inbox.receive(
+            "daraja",
+            kind,
+            raw,
+            path=request.path,
+            query_string=request.query_string.decode("latin-1"),
+            headers=dict(request.headers),
+            source_ip=request.remote_addr,
+        )
     except RequestEntityTooLarge:
         raise
     except Exception:  # stored already if the database was reachable; Daraja must get its acknowledgement

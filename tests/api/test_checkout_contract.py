@@ -1,4 +1,5 @@
 """The checkout document's contract: validation errors, auth, tenancy, listing, health, limits."""
+
 import pytest
 
 from portal.extensions import db, limiter
@@ -16,19 +17,27 @@ def details(answer):
 
 def test_bad_phone_is_refused_in_the_documented_format(api):
     found = details(initiate(api, phone="123"))
-    assert found["phone"] == {"type": "field", "value": "123", "msg": "Phone number must start with 254",
-                              "path": "phone", "location": "body"}
+    assert found["phone"] == {
+        "type": "field",
+        "value": "123",
+        "msg": "Phone number must start with 254",
+        "path": "phone",
+        "location": "body",
+    }
     assert api.get("/transactions").json()["total"] == 0  # nothing was stored
 
 
-@pytest.mark.parametrize("phone,msg", [
-    ("2547083741", "Phone number must be 12 digits in the format 254XXXXXXXXX"),
-    ("254730123456", "Phone number must be a valid Safaricom number (07XX or 01XX)"),  # Airtel range
-    ("25470837414x", "Phone number must contain digits only"),
-    (254708374149, None),  # a JSON number is accepted
-    ("+254 708 374 149", None),
-    ("0110123456", None),
-])
+@pytest.mark.parametrize(
+    "phone,msg",
+    [
+        ("2547083741", "Phone number must be 12 digits in the format 254XXXXXXXXX"),
+        ("254730123456", "Phone number must be a valid Safaricom number (07XX or 01XX)"),  # Airtel range
+        ("25470837414x", "Phone number must contain digits only"),
+        (254708374149, None),  # a JSON number is accepted
+        ("+254 708 374 149", None),
+        ("0110123456", None),
+    ],
+)
 def test_phone_rules(api, phone, msg):
     answer = initiate(api, phone=phone)
     if msg is None:
@@ -37,14 +46,17 @@ def test_phone_rules(api, phone, msg):
         assert details(answer)["phone"]["msg"] == msg
 
 
-@pytest.mark.parametrize("amount,msg", [
-    (0, "Amount must be between 1 and 70,000 KES"),
-    (70001, "Amount must be between 1 and 70,000 KES"),
-    (10.5, "Amount must be a whole number of KES (M-Pesa takes no cents)"),
-    ("100", "Amount must be a number"),
-    (True, "Amount must be a number"),
-    (None, "Amount is required"),
-])
+@pytest.mark.parametrize(
+    "amount,msg",
+    [
+        (0, "Amount must be between 1 and 70,000 KES"),
+        (70001, "Amount must be between 1 and 70,000 KES"),
+        (10.5, "Amount must be a whole number of KES (M-Pesa takes no cents)"),
+        ("100", "Amount must be a number"),
+        (True, "Amount must be a number"),
+        (None, "Amount is required"),
+    ],
+)
 def test_amount_rules(api, amount, msg):
     assert details(initiate(api, amount=amount))["amount"]["msg"] == msg
 
@@ -118,15 +130,32 @@ def test_unknown_and_foreign_transactions_are_not_found(app, api, other_api):
 def make_payments(app, merchant_id, rows):
     with app.app_context():
         for i, (phone, status) in enumerate(rows):
-            db.session.add(Payment(merchant_id=merchant_id, reference=f"PAYT{i:04d}", rail="mpesa", kind="stk_push",
-                                   status=status, amount=100 * (i + 1), phone=phone, api="checkout",
-                                   checkout_request_id=f"ws_CO_test{i:04d}", meta={}))
+            db.session.add(
+                Payment(
+                    merchant_id=merchant_id,
+                    reference=f"PAYT{i:04d}",
+                    rail="mpesa",
+                    kind="stk_push",
+                    status=status,
+                    amount=100 * (i + 1),
+                    phone=phone,
+                    api="checkout",
+                    checkout_request_id=f"ws_CO_test{i:04d}",
+                    meta={},
+                )
+            )
         db.session.commit()
 
 
 def test_listing_filters_pages_and_counts(app, api, accounts):
-    rows = [("254708374149", "completed"), ("254708374149", "failed"), ("254711111111", "processing"),
-            ("254711111111", "cancelled"), ("254708374149", "completed"), ("254722222222", "timeout")]
+    rows = [
+        ("254708374149", "completed"),
+        ("254708374149", "failed"),
+        ("254711111111", "processing"),
+        ("254711111111", "cancelled"),
+        ("254708374149", "completed"),
+        ("254722222222", "timeout"),
+    ]
     make_payments(app, accounts["merchant"]["id"], rows)
 
     everything = api.get("/transactions").json()
@@ -144,10 +173,17 @@ def test_listing_filters_pages_and_counts(app, api, accounts):
     assert [t["amount"] for t in page["transactions"]] == [2, 1]  # rows hold 200 and 100 cents
 
 
-@pytest.mark.parametrize("params,path", [
-    ({"status": "DONE"}, "status"), ({"limit": "0"}, "limit"), ({"limit": "abc"}, "limit"),
-    ({"limit": "101"}, "limit"), ({"skip": "-1"}, "skip"), ({"phone": "12"}, "phone"),
-])
+@pytest.mark.parametrize(
+    "params,path",
+    [
+        ({"status": "DONE"}, "status"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "abc"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"skip": "-1"}, "skip"),
+        ({"phone": "12"}, "phone"),
+    ],
+)
 def test_listing_rejects_bad_parameters(api, params, path):
     found = details(api.get("/transactions", params=params))
     assert found[path]["location"] == "query"

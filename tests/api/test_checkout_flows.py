@@ -1,4 +1,5 @@
 """The checkout API end to end: live app, Daraja simulator over real HTTP, worker running."""
+
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,8 +19,9 @@ def settle(api, checkout_id, timeout=15.0):
 
 
 def test_successful_payment_settles_with_a_receipt(api):
-    answer = initiate(api, phone="0708374149", amount=100, account_reference="Order123",
-                      transaction_desc="Payment for goods")
+    answer = initiate(
+        api, phone="0708374149", amount=100, account_reference="Order123", transaction_desc="Payment for goods"
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert body["message"] == "Payment initiated successfully"
@@ -41,12 +43,15 @@ def test_successful_payment_settles_with_a_receipt(api):
     assert tx["merchant_request_id"] == data["merchant_request_id"]
 
 
-@pytest.mark.parametrize("phone,amount,code,desc", [
-    ("254708374149", 1500, 1, "The balance is insufficient for the transaction."),
-    ("254712341032", 100, 1032, "Request cancelled by user"),
-    ("254712342001", 100, 2001, "The initiator information is invalid."),
-    ("254712341037", 100, 1037, "DS timeout user cannot be reached"),
-])
+@pytest.mark.parametrize(
+    "phone,amount,code,desc",
+    [
+        ("254708374149", 1500, 1, "The balance is insufficient for the transaction."),
+        ("254712341032", 100, 1032, "Request cancelled by user"),
+        ("254712342001", 100, 2001, "The initiator information is invalid."),
+        ("254712341037", 100, 1037, "DS timeout user cannot be reached"),
+    ],
+)
 def test_unsuccessful_payments_settle_as_failed(app, api, phone, amount, code, desc):
     checkout_id = initiate(api, phone=phone, amount=amount).json()["data"]["checkout_request_id"]
     tx = settle(api, checkout_id)
@@ -76,12 +81,24 @@ def test_sweeper_leaves_a_payment_alone_while_the_prompt_is_open(app, api):
 
 
 def forged_success(checkout_id, amount=100.0, phone=254712341032):
-    return {"Body": {"stkCallback": {
-        "MerchantRequestID": "1-1-1", "CheckoutRequestID": checkout_id, "ResultCode": 0,
-        "ResultDesc": "The service request is processed successfully.",
-        "CallbackMetadata": {"Item": [
-            {"Name": "Amount", "Value": amount}, {"Name": "MpesaReceiptNumber", "Value": "QK12345678"},
-            {"Name": "TransactionDate", "Value": 20231201120000}, {"Name": "PhoneNumber", "Value": phone}]}}}}
+    return {
+        "Body": {
+            "stkCallback": {
+                "MerchantRequestID": "1-1-1",
+                "CheckoutRequestID": checkout_id,
+                "ResultCode": 0,
+                "ResultDesc": "The service request is processed successfully.",
+                "CallbackMetadata": {
+                    "Item": [
+                        {"Name": "Amount", "Value": amount},
+                        {"Name": "MpesaReceiptNumber", "Value": "QK12345678"},
+                        {"Name": "TransactionDate", "Value": 20231201120000},
+                        {"Name": "PhoneNumber", "Value": phone},
+                    ]
+                },
+            }
+        }
+    }
 
 
 def test_forged_success_for_a_cancelled_payment_never_shows_success(app, api, live_server):
@@ -143,6 +160,7 @@ def test_late_success_after_a_timeout_is_applied_and_flagged(app, api):
     assert events(app, checkout_id)[-1] == ("timeout", "completed", "callback")
     with app.app_context():
         from portal.models import PaymentEvent
+
         assert "late success" in PaymentEvent.query.order_by(PaymentEvent.id.desc()).first().detail
 
 
@@ -179,8 +197,11 @@ def test_the_three_callback_paths_store_and_acknowledge_in_their_dialects(app, l
         "/api/payments/mpesa/callback": {"success": True, "message": "Callback processed successfully"},
     }
     for path, expected in answers.items():
-        for body in (b"not json", b'{"Body": {}}', b'{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_x",'
-                                                    b'"ResultCode":0}}}'):
+        for body in (
+            b"not json",
+            b'{"Body": {}}',
+            b'{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_x","ResultCode":0}}}',
+        ):
             answer = requests.post(live_server + path, data=body, headers={"Content-Type": "application/json"})
             assert answer.status_code == 200
             assert answer.json() == expected

@@ -1,4 +1,5 @@
 """What happens to a push when our own parts fail: nothing stays pending, no key is wedged."""
+
 from datetime import timedelta
 
 import redis
@@ -37,8 +38,15 @@ def test_a_token_cache_outage_fails_the_payment_and_frees_the_key(ctx, app, clie
 
 def test_a_key_whose_request_died_is_claimed_again(ctx, client, accounts):
     merchant_id = accounts["merchant"]["id"]
-    db.session.add(IdempotencyRecord(merchant_id=merchant_id, api="checkout", key="order-dead", request_hash="x",
-                                     created_at=utcnow() - timedelta(minutes=3)))  # never answered
+    db.session.add(
+        IdempotencyRecord(
+            merchant_id=merchant_id,
+            api="checkout",
+            key="order-dead",
+            request_hash="x",
+            created_at=utcnow() - timedelta(minutes=3),
+        )
+    )  # never answered
     db.session.commit()
     headers = {"Authorization": f"Bearer {accounts['merchant']['api_key']}", "Idempotency-Key": "order-dead"}
     answer = client.post("/initiate_payment", json=BODY, headers=headers)
@@ -51,9 +59,15 @@ def test_a_key_in_flight_is_still_refused(ctx, client, accounts):
     from portal.api.checkout import InitiatePayment
     from portal.services.idempotency import request_hash
 
-    db.session.add(IdempotencyRecord(merchant_id=accounts["merchant"]["id"], api="checkout", key="order-live",
-                                     request_hash=request_hash(InitiatePayment(**BODY).model_dump()),
-                                     created_at=utcnow() - timedelta(seconds=5)))
+    db.session.add(
+        IdempotencyRecord(
+            merchant_id=accounts["merchant"]["id"],
+            api="checkout",
+            key="order-live",
+            request_hash=request_hash(InitiatePayment(**BODY).model_dump()),
+            created_at=utcnow() - timedelta(seconds=5),
+        )
+    )
     db.session.commit()
     headers = {"Authorization": f"Bearer {accounts['merchant']['api_key']}", "Idempotency-Key": "order-live"}
     assert client.post("/initiate_payment", json=BODY, headers=headers).status_code == 409
@@ -78,11 +92,29 @@ def test_keys_expire_after_their_window(ctx, app, client, accounts):
 
 def test_a_payment_stuck_pending_is_settled_by_the_sweeper(ctx, app, accounts):
     """The process that pushed died before Daraja's acknowledgement: the sweeper says so."""
-    stuck = Payment(merchant_id=accounts["merchant"]["id"], reference="PAYSTUCK", rail="mpesa", kind="stk_push",
-                    status=S.PENDING, amount=10000, phone="254708374149", api="checkout", meta={},
-                    created_at=utcnow() - timedelta(seconds=app.config.get("SWEEP_PENDING_AFTER", 120) + 60))
-    fresh = Payment(merchant_id=accounts["merchant"]["id"], reference="PAYFRESH", rail="mpesa", kind="stk_push",
-                    status=S.PENDING, amount=10000, phone="254708374149", api="checkout", meta={})
+    stuck = Payment(
+        merchant_id=accounts["merchant"]["id"],
+        reference="PAYSTUCK",
+        rail="mpesa",
+        kind="stk_push",
+        status=S.PENDING,
+        amount=10000,
+        phone="254708374149",
+        api="checkout",
+        meta={},
+        created_at=utcnow() - timedelta(seconds=app.config.get("SWEEP_PENDING_AFTER", 120) + 60),
+    )
+    fresh = Payment(
+        merchant_id=accounts["merchant"]["id"],
+        reference="PAYFRESH",
+        rail="mpesa",
+        kind="stk_push",
+        status=S.PENDING,
+        amount=10000,
+        phone="254708374149",
+        api="checkout",
+        meta={},
+    )
     db.session.add_all([stuck, fresh])
     db.session.commit()
     assert sweep()["pending_timed_out"] == 1

@@ -1,6 +1,7 @@
 """Browser fixtures: Playwright driving Debian's Chromium against the live server.
 Screenshots go to tests/artifacts/screenshots (ignored by git). Every page is watched for
 Content-Security-Policy violations: a test whose pages caused one fails."""
+
 import os
 
 import pytest
@@ -10,13 +11,26 @@ from portal import ROOT
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # One folder per database run: the SQLite and PostgreSQL runs go side by side.
-SHOTS = os.path.join(ROOT, "tests", "artifacts", "screenshots",
-                     "sqlite" if os.environ.get("TEST_DATABASE_URL", "sqlite") == "sqlite" else "postgresql")
+SHOTS = os.path.join(
+    ROOT,
+    "tests",
+    "artifacts",
+    "screenshots",
+    "sqlite" if os.environ.get("TEST_DATABASE_URL", "sqlite") == "sqlite" else "postgresql",
+)
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 # Flags for a closed network: no background calls to Google's services, no sandbox as root.
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """A merchant's journeys in a real browser: sign in, request a payment, watch it settle."""
+
 import re
 
 from playwright.sync_api import expect
@@ -50,6 +51,7 @@ def test_an_htmx_post_without_the_csrf_header_is_refused(page, accounts, app):
     assert answer.value.status in (400, 303)
     with app.app_context():
         from portal.models import Payment
+
         assert Payment.query.count() == 0
 
 
@@ -98,10 +100,12 @@ def test_request_form_explains_problems_next_to_the_field(page, accounts):
 
 def test_screenshots_of_the_dashboard_and_a_payment(new_page, api, accounts, app):
     checkout_id = initiate(api, phone="254708374149", amount=250, account_reference="Order123").json()["data"][
-        "checkout_request_id"]
+        "checkout_request_id"
+    ]
     initiate(api, phone="254712341032", amount=80, account_reference="Order124")
     with app.app_context():
         from portal.models import Payment
+
         pid = Payment.query.filter_by(checkout_request_id=checkout_id).one().id
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page = new_page(viewport)

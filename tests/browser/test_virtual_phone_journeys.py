@@ -1,5 +1,6 @@
 """The whole sandbox journey in a browser: the merchant asks, the customer answers on the
 virtual phone, the merchant's pages settle without a reload."""
+
 import re
 
 from playwright.sync_api import expect

@@ -1,5 +1,6 @@
 """The real Daraja client (portal/providers/daraja.py) over real HTTP against the simulator on
 the live server: token caching and refresh, STK push and query, and its typed errors."""
+
 import socket
 import threading
 import time
@@ -58,7 +59,8 @@ def callback_url(live_server) -> str:
 def test_stk_password_matches_the_reference_vector():
     assert stk_password("174379", PUBLIC_PASSKEY, "20160216165627") == (
         "MTc0Mzc5YmZiMjc5ZjlhYTliZGJjZjE1OGU5N2RkNzFhNDY3Y2QyZTBjODkzMDU5YjEwZjc4ZTZiNzJhZGExZWQyYzkxOTIwMTYwMjE2"
-        "MTY1NjI3")
+        "MTY1NjI3"
+    )
 
 
 # -- OAuth token cache -------------------------------------------------------------------------
@@ -163,39 +165,64 @@ def test_stk_query_is_pending_while_the_prompt_is_open_then_final(app, client, c
         result = client.stk_query(checkout_id)
         return None if result.pending else result
 
-    assert wait_for(lambda: final(cancelled.checkout_request_id), what="the cancelled result") == \
-        StkQueryResult(False, "1032", "Request cancelled by user")
-    assert wait_for(lambda: final(paid.checkout_request_id), what="the paid result") == \
-        StkQueryResult(False, "0", "The service request is processed successfully.")
+    assert wait_for(lambda: final(cancelled.checkout_request_id), what="the cancelled result") == StkQueryResult(
+        False, "1032", "Request cancelled by user"
+    )
+    assert wait_for(lambda: final(paid.checkout_request_id), what="the paid result") == StkQueryResult(
+        False, "0", "The service request is processed successfully."
+    )
     assert client.stk_query(open_ack.checkout_request_id).pending  # the long prompt is still open
 
 
 def test_daraja_refusals_carry_darajas_code_and_message(app, accounts, live_server, client, callback_url):
     key, secret = credentials(app, accounts)
     wrong_passkey = direct_client(app, f"{live_server}/sandbox/daraja", key, secret, passkey="0" * 64)
-    unknown_shortcode = DarajaClient(f"{live_server}/sandbox/daraja", key, secret, "600000", PUBLIC_PASSKEY,
-                                     cache=app.extensions["redis"])
+    unknown_shortcode = DarajaClient(
+        f"{live_server}/sandbox/daraja", key, secret, "600000", PUBLIC_PASSKEY, cache=app.extensions["redis"]
+    )
     cases = [
-        (lambda: wrong_passkey.stk_push(PHONE, 10, callback_url, "Order1", "Goods"),
-         500, "500.001.1001", "Wrong credentials"),
-        (lambda: wrong_passkey.stk_query("ws_CO_01012024120000000708374149"),
-         500, "500.001.1001", "Wrong credentials"),
-        (lambda: unknown_shortcode.stk_push(PHONE, 10, callback_url, "Order1", "Goods"),
-         500, "500.001.1001", "Merchant does not exist"),
-        (lambda: client.stk_push("0708374149", 10, callback_url, "Order1", "Goods"),
-         400, "400.002.02", "Bad Request - Invalid PartyA"),
-        (lambda: client.stk_push(PHONE, 0, callback_url, "Order1", "Goods"),
-         400, "400.002.02", "Bad Request - Invalid Amount"),
-        (lambda: client.stk_push(PHONE, 10, "not a url", "Order1", "Goods"),
-         400, "400.002.02", "Bad Request - Invalid CallBackURL"),
-        (lambda: client.stk_query("ws_CO_01012024120000000708374149"),
-         400, "400.002.02", "Bad Request - Invalid CheckoutRequestID"),
+        (
+            lambda: wrong_passkey.stk_push(PHONE, 10, callback_url, "Order1", "Goods"),
+            500,
+            "500.001.1001",
+            "Wrong credentials",
+        ),
+        (lambda: wrong_passkey.stk_query("ws_CO_01012024120000000708374149"), 500, "500.001.1001", "Wrong credentials"),
+        (
+            lambda: unknown_shortcode.stk_push(PHONE, 10, callback_url, "Order1", "Goods"),
+            500,
+            "500.001.1001",
+            "Merchant does not exist",
+        ),
+        (
+            lambda: client.stk_push("0708374149", 10, callback_url, "Order1", "Goods"),
+            400,
+            "400.002.02",
+            "Bad Request - Invalid PartyA",
+        ),
+        (
+            lambda: client.stk_push(PHONE, 0, callback_url, "Order1", "Goods"),
+            400,
+            "400.002.02",
+            "Bad Request - Invalid Amount",
+        ),
+        (
+            lambda: client.stk_push(PHONE, 10, "not a url", "Order1", "Goods"),
+            400,
+            "400.002.02",
+            "Bad Request - Invalid CallBackURL",
+        ),
+        (
+            lambda: client.stk_query("ws_CO_01012024120000000708374149"),
+            400,
+            "400.002.02",
+            "Bad Request - Invalid CheckoutRequestID",
+        ),
     ]
     for call, status, code, message in cases:
         with pytest.raises(DarajaError) as refused:
             call()
-        assert (refused.value.status, refused.value.error_code, refused.value.error_message) == \
-            (status, code, message)
+        assert (refused.value.status, refused.value.error_code, refused.value.error_message) == (status, code, message)
         assert refused.value.request_id
         assert not refused.value.subscriber_locked
         assert not refused.value.retryable

@@ -1,5 +1,6 @@
 """The virtual phone over real HTTP: a page held open makes STK prompts wait for a person, who pays
 or cancels them; the checkout API sees the outcome through the simulator's real callbacks."""
+
 import re
 from datetime import timedelta
 
@@ -34,14 +35,27 @@ class Phone:
         params = {"v": version} if version else {}
         return self.http.get(self.url + "/screen", params=params, headers={"HX-Request": "true"}, timeout=10)
 
-    def answer(self, prompt_id: int, action: str, pin: str | None = None, *, url: str | None = None,
-               htmx: bool = True, token: bool = True) -> requests.Response:
+    def answer(
+        self,
+        prompt_id: int,
+        action: str,
+        pin: str | None = None,
+        *,
+        url: str | None = None,
+        htmx: bool = True,
+        token: bool = True,
+    ) -> requests.Response:
         data = {} if pin is None else {"pin": pin}
         if token:
             data["csrf_token"] = self.token
         headers = {"HX-Request": "true"} if htmx else {}
-        return self.http.post(f"{url or self.url}/prompts/{prompt_id}/{action}", data=data, headers=headers,
-                              allow_redirects=False, timeout=10)
+        return self.http.post(
+            f"{url or self.url}/prompts/{prompt_id}/{action}",
+            data=data,
+            headers=headers,
+            allow_redirects=False,
+            timeout=10,
+        )
 
     def pay(self, prompt_id: int, pin: str = "1234", **kw) -> requests.Response:
         return self.answer(prompt_id, "pay", pin, **kw)
@@ -238,8 +252,10 @@ def test_an_answer_without_the_csrf_token_is_refused(app, api, phone, token):
     prompt_id = sandbox_request(app, checkout_id).id
     if token == "wrong":
         phone.token = "not-the-token"
-    for answer in (phone.pay(prompt_id, htmx=False, token=token != "missing"),
-                   phone.cancel(prompt_id, token=token != "missing")):
+    for answer in (
+        phone.pay(prompt_id, htmx=False, token=token != "missing"),
+        phone.cancel(prompt_id, token=token != "missing"),
+    ):
         assert answer.status_code >= 300  # refused; the wording and status belong to the app's CSRF handler
         assert "Confirmed" not in answer.text and "Request cancelled" not in answer.text
     settled(app, scheduled=False)  # whatever the refused answers would have started has run
@@ -248,10 +264,16 @@ def test_an_answer_without_the_csrf_token_is_refused(app, api, phone, token):
 
 
 # -- numbers nobody is looking at ------------------------------------------------------------
-@pytest.mark.parametrize("msisdn,amount,code", [
-    ("254712341032", 100, 1032), ("254712341037", 100, 1037), ("254712342001", 100, 2001),
-    ("254712345678", 100, 0), ("254712345678", 1500, 1),
-])
+@pytest.mark.parametrize(
+    "msisdn,amount,code",
+    [
+        ("254712341032", 100, 1032),
+        ("254712341037", 100, 1037),
+        ("254712342001", 100, 2001),
+        ("254712345678", 100, 0),
+        ("254712345678", 1500, 1),
+    ],
+)
 def test_an_unattended_number_still_follows_the_suffix_table(app, api, live_server, msisdn, amount, code):
     Phone(live_server, "254799999999").open()  # someone at another phone changes nothing here
     checkout_id = push(api, phone=msisdn, amount=amount)
@@ -320,11 +342,13 @@ def test_the_inbox_lists_this_numbers_messages_newest_first(app, phone, live_ser
     now = utcnow()
     earlier = now - timedelta(minutes=5)
     with app.app_context():
-        db.session.add_all([
-            SandboxSms(to=PHONE, sender="DEMO-SHOP", message="Your code is 111111", created_at=earlier),
-            SandboxSms(to="+" + PHONE, sender="DEMO-SHOP", message="Your code is 222222", created_at=now),
-            SandboxSms(to="254711000111", sender="DEMO-SHOP", message="Not for you: 333333", created_at=now),
-        ])
+        db.session.add_all(
+            [
+                SandboxSms(to=PHONE, sender="DEMO-SHOP", message="Your code is 111111", created_at=earlier),
+                SandboxSms(to="+" + PHONE, sender="DEMO-SHOP", message="Your code is 222222", created_at=now),
+                SandboxSms(to="254711000111", sender="DEMO-SHOP", message="Not for you: 333333", created_at=now),
+            ]
+        )
         db.session.commit()
     screen = text(phone.open())
     assert "No messages" not in screen

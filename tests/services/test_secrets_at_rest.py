@@ -1,4 +1,5 @@
 """Provider credentials are stored encrypted; API keys only as hashes."""
+
 from sqlalchemy import text
 
 from portal.extensions import db
@@ -9,8 +10,9 @@ def test_credentials_and_keys_are_not_stored_in_clear(ctx, accounts):
     merchant = db.session.get(Merchant, accounts["merchant"]["id"])
     secret = merchant.daraja_consumer_secret
     assert secret and merchant.daraja_passkey.startswith("bfb279")
-    raw = db.session.execute(text("SELECT daraja_consumer_secret, daraja_passkey FROM merchants WHERE id = :id"),
-                             {"id": merchant.id}).one()
+    raw = db.session.execute(
+        text("SELECT daraja_consumer_secret, daraja_passkey FROM merchants WHERE id = :id"), {"id": merchant.id}
+    ).one()
     assert secret not in raw[0] and "bfb279" not in raw[1]
     keys = db.session.execute(text("SELECT prefix, key_hash FROM api_keys")).all()
     api_key = accounts["merchant"]["api_key"]

@@ -1,4 +1,5 @@
 """The payment state machine and the sweeper's give-up rule, against the real database."""
+
 from datetime import timedelta
 
 import pytest
@@ -14,27 +15,60 @@ S = PaymentStatus
 
 
 def make_payment(merchant_id, status=S.PROCESSING, **kw) -> Payment:
-    p = Payment(merchant_id=merchant_id, reference=f"PAYSM{kw.pop('n', 1)}", rail="mpesa", kind="stk_push",
-                status=status, amount=10000, phone="254708374149", api="checkout", meta={}, **kw)
+    p = Payment(
+        merchant_id=merchant_id,
+        reference=f"PAYSM{kw.pop('n', 1)}",
+        rail="mpesa",
+        kind="stk_push",
+        status=status,
+        amount=10000,
+        phone="254708374149",
+        api="checkout",
+        meta={},
+        **kw,
+    )
     db.session.add(p)
     db.session.commit()
     return p
 
 
-@pytest.mark.parametrize("code,status", [(0, S.COMPLETED), ("0", S.COMPLETED), (1032, S.CANCELLED),
-                                         (1037, S.TIMEOUT), (1, S.FAILED), (2001, S.FAILED),
-                                         ("SFC_IC0003", S.FAILED), (17, S.FAILED)])
+@pytest.mark.parametrize(
+    "code,status",
+    [
+        (0, S.COMPLETED),
+        ("0", S.COMPLETED),
+        (1032, S.CANCELLED),
+        (1037, S.TIMEOUT),
+        (1, S.FAILED),
+        (2001, S.FAILED),
+        ("SFC_IC0003", S.FAILED),
+        (17, S.FAILED),
+    ],
+)
 def test_result_codes_map_to_statuses(code, status):
     assert status_for_result(code) == status
 
 
-@pytest.mark.parametrize("start,target,allowed", [
-    (S.PENDING, S.PROCESSING, True), (S.PENDING, S.FAILED, True), (S.PENDING, S.COMPLETED, False),
-    (S.PROCESSING, S.COMPLETED, True), (S.PROCESSING, S.CANCELLED, True), (S.PROCESSING, S.TIMEOUT, True),
-    (S.TIMEOUT, S.COMPLETED, True), (S.CANCELLED, S.COMPLETED, True), (S.TIMEOUT, S.FAILED, True),
-    (S.COMPLETED, S.FAILED, False), (S.COMPLETED, S.CANCELLED, False), (S.FAILED, S.COMPLETED, False),
-    (S.CANCELLED, S.FAILED, False), (S.COMPLETED, S.REVERSED, True), (S.REVERSED, S.COMPLETED, False),
-])
+@pytest.mark.parametrize(
+    "start,target,allowed",
+    [
+        (S.PENDING, S.PROCESSING, True),
+        (S.PENDING, S.FAILED, True),
+        (S.PENDING, S.COMPLETED, False),
+        (S.PROCESSING, S.COMPLETED, True),
+        (S.PROCESSING, S.CANCELLED, True),
+        (S.PROCESSING, S.TIMEOUT, True),
+        (S.TIMEOUT, S.COMPLETED, True),
+        (S.CANCELLED, S.COMPLETED, True),
+        (S.TIMEOUT, S.FAILED, True),
+        (S.COMPLETED, S.FAILED, False),
+        (S.COMPLETED, S.CANCELLED, False),
+        (S.FAILED, S.COMPLETED, False),
+        (S.CANCELLED, S.FAILED, False),
+        (S.COMPLETED, S.REVERSED, True),
+        (S.REVERSED, S.COMPLETED, False),
+    ],
+)
 def test_transitions_follow_the_state_machine(ctx, accounts, start, target, allowed):
     p = make_payment(accounts["merchant"]["id"], status=start)
     assert transition(p, target, "test") is allowed
@@ -56,12 +90,16 @@ def test_final_payment_ignores_a_contradicting_result(ctx, accounts):
 
 def test_sweeper_times_out_payments_silent_for_thirty_minutes(ctx, app, accounts):
     old = make_payment(accounts["merchant"]["id"], n=1, created_at=utcnow() - timedelta(minutes=31))
-    young = make_payment(accounts["merchant"]["id"], n=2, created_at=utcnow() - timedelta(minutes=5),
-                         checkout_request_id="ws_CO_young")
+    young = make_payment(
+        accounts["merchant"]["id"], n=2, created_at=utcnow() - timedelta(minutes=5), checkout_request_id="ws_CO_young"
+    )
     app.config["SWEEP_QUERY_AFTER"] = 3600  # only the give-up rule is under test here
     result = sweep()
-    assert {k: result[k] for k in ("timed_out", "queried", "callbacks_read")} == \
-        {"timed_out": 1, "queried": 0, "callbacks_read": 0}
+    assert {k: result[k] for k in ("timed_out", "queried", "callbacks_read")} == {
+        "timed_out": 1,
+        "queried": 0,
+        "callbacks_read": 0,
+    }
     db.session.refresh(old)
     db.session.refresh(young)
     assert (old.status, young.status) == (S.TIMEOUT, S.PROCESSING)
@@ -71,8 +109,9 @@ def test_sweeper_times_out_payments_silent_for_thirty_minutes(ctx, app, accounts
 
 
 def test_sweeper_asks_about_silent_payments_once_per_interval(ctx, app, accounts):
-    p = make_payment(accounts["merchant"]["id"], checkout_request_id="ws_CO_silent",
-                     created_at=utcnow() - timedelta(minutes=2))
+    p = make_payment(
+        accounts["merchant"]["id"], checkout_request_id="ws_CO_silent", created_at=utcnow() - timedelta(minutes=2)
+    )
     app.config.update(SWEEP_QUERY_AFTER=60, SWEEP_QUERY_EVERY=30)
     assert sweep()["queried"] == 1
     assert sweep()["queried"] == 0  # asked a moment ago
@@ -87,11 +126,27 @@ def test_sweeper_reads_callbacks_that_were_stored_but_never_interpreted(ctx, app
     from portal.services.links import callback_token
 
     p = make_payment(accounts["merchant"]["id"], checkout_request_id="ws_CO_stored")
-    body = {"Body": {"stkCallback": {"MerchantRequestID": "1", "CheckoutRequestID": "ws_CO_stored",
-                                     "ResultCode": 1032, "ResultDesc": "Request cancelled by user"}}}
-    db.session.add(Callback(provider="daraja", kind="stk", path="/callback", body=json.dumps(body), headers={},
-                            query_string=f"ref={p.reference}&token={callback_token(p.reference)}",
-                            received_at=utcnow() - timedelta(minutes=2)))
+    body = {
+        "Body": {
+            "stkCallback": {
+                "MerchantRequestID": "1",
+                "CheckoutRequestID": "ws_CO_stored",
+                "ResultCode": 1032,
+                "ResultDesc": "Request cancelled by user",
+            }
+        }
+    }
+    db.session.add(
+        Callback(
+            provider="daraja",
+            kind="stk",
+            path="/callback",
+            body=json.dumps(body),
+            headers={},
+            query_string=f"ref={p.reference}&token={callback_token(p.reference)}",
+            received_at=utcnow() - timedelta(minutes=2),
+        )
+    )
     db.session.commit()
     assert sweep()["callbacks_read"] == 1
     db.session.refresh(p)

@@ -1,4 +1,5 @@
 """The API keys page: a key is shown once and works, revoking stops it, and merchants only touch their own."""
+
 import re
 
 import requests
@@ -33,8 +34,9 @@ def key_row(app, name: str) -> ApiKey:
 
 
 def transactions(live_server, key: str) -> int:
-    return requests.get(f"{live_server}/transactions", headers={"Authorization": f"Bearer {key}"},
-                        timeout=30).status_code
+    return requests.get(
+        f"{live_server}/transactions", headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ).status_code
 
 
 def create_key(client, token, name="Online shop"):
@@ -103,7 +105,7 @@ def test_revoked_key_stops_working_and_stays_listed(app, client, auth, accounts,
     key = shown_key(create_key(client, token, "Old till").get_data(as_text=True))
     row = key_row(app, "Old till")
     page = client.get("/keys").get_data(as_text=True)
-    assert f'hx-confirm="{REVOKE_QUESTION}"' in page and f'/keys/{row.id}/revoke' in page
+    assert f'hx-confirm="{REVOKE_QUESTION}"' in page and f"/keys/{row.id}/revoke" in page
 
     answer = client.post(f"/keys/{row.id}/revoke", data={"csrf_token": token}, headers=htmx(token))
     fragment = answer.get_data(as_text=True)

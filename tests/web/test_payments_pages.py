@@ -1,4 +1,5 @@
 """The ledger, the payment page, requesting a payment and the dashboard (test client, CSRF on)."""
+
 import csv
 import html as htmllib
 import io
@@ -24,9 +25,18 @@ def add(app, merchant_id, n, **kw):
     ids = []
     with app.app_context():
         for i in range(n):
-            fields = dict(status="completed", amount=10000, phone="254708374149", account_reference=f"ORD{i:04d}",
-                          receipt=f"UKM{i:07d}", rail="mpesa", kind="stk_push", api="checkout", meta={},
-                          created_at=base + timedelta(seconds=i))
+            fields = dict(
+                status="completed",
+                amount=10000,
+                phone="254708374149",
+                account_reference=f"ORD{i:04d}",
+                receipt=f"UKM{i:07d}",
+                rail="mpesa",
+                kind="stk_push",
+                api="checkout",
+                meta={},
+                created_at=base + timedelta(seconds=i),
+            )
             fields.update({k: (v(i) if callable(v) else v) for k, v in kw.items()})
             reference = f"PAY{merchant_id}X{batch}X{i:05d}"
             fields.setdefault("checkout_request_id", f"ws_CO_{reference}")
@@ -76,8 +86,13 @@ def test_listing_fifty_rows_takes_a_bounded_number_of_queries(app, client, signe
 
 
 def test_filters_and_search(app, client, signed_in, accounts):
-    add(app, signed_in, 6, status=lambda i: ["completed", "failed", "cancelled"][i % 3],
-        phone=lambda i: "254711000111" if i < 3 else "254722000222")
+    add(
+        app,
+        signed_in,
+        6,
+        status=lambda i: ["completed", "failed", "cancelled"][i % 3],
+        phone=lambda i: "254711000111" if i < 3 else "254722000222",
+    )
     add(app, accounts["other_merchant"]["id"], 3)
     page = lambda **q: refs(client.get("/payments", query_string=q).get_data(as_text=True))  # noqa: E731
     assert len(page()) == 6  # the other merchant's rows never show
@@ -93,8 +108,13 @@ def test_filters_and_search(app, client, signed_in, accounts):
 
 
 def test_csv_export_follows_the_filter_and_defuses_formulas(app, client, signed_in):
-    ids = add(app, signed_in, 3, status=lambda i: "completed" if i else "failed",
-        account_reference=lambda i: "=HYPERLINK(1)" if i == 2 else f"ORD{i:04d}")
+    ids = add(
+        app,
+        signed_in,
+        3,
+        status=lambda i: "completed" if i else "failed",
+        account_reference=lambda i: "=HYPERLINK(1)" if i == 2 else f"ORD{i:04d}",
+    )
     with client.get("/payments/export.csv?status=completed") as answer:
         assert answer.mimetype == "text/csv" and "attachment" in answer.headers["Content-Disposition"]
         rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
@@ -120,10 +140,27 @@ def test_payment_page_shows_its_timeline_and_callbacks_and_is_private(app, clien
     (pid,) = add(app, signed_in, 1)
     (foreign,) = add(app, accounts["other_merchant"]["id"], 1)
     with app.app_context():
-        db.session.add(PaymentEvent(payment_id=pid, from_status="processing", to_status="completed",
-                                    source="callback", detail="ResultCode 0: paid"))
-        db.session.add(Callback(provider="daraja", kind="stk", path="/callback", body='{"Body": "raw body"}',
-                                headers={}, payment_id=pid, merchant_id=signed_in, outcome="applied"))
+        db.session.add(
+            PaymentEvent(
+                payment_id=pid,
+                from_status="processing",
+                to_status="completed",
+                source="callback",
+                detail="ResultCode 0: paid",
+            )
+        )
+        db.session.add(
+            Callback(
+                provider="daraja",
+                kind="stk",
+                path="/callback",
+                body='{"Body": "raw body"}',
+                headers={},
+                payment_id=pid,
+                merchant_id=signed_in,
+                outcome="applied",
+            )
+        )
         db.session.commit()
     page = client.get(f"/payments/{pid}").get_data(as_text=True)
     assert "processing → completed" in page and "ResultCode 0: paid" in page
@@ -152,14 +189,20 @@ def test_request_a_payment_with_htmx_puts_the_new_row_on_top(app, client, auth, 
         assert (payment.api, payment.amount, payment.status) == ("portal", 15000, "processing")
 
 
-@pytest.mark.parametrize("data,field,words", [
-    ({"phone": "0730123456", "amount": "100"}, "phone", "valid Safaricom number"),
-    ({"phone": "", "amount": "100"}, "phone", "Enter the customer's M-Pesa number."),
-    ({"phone": "0712345678", "amount": "0"}, "amount", "between 1 and 250,000 shillings"),
-    ({"phone": "0712345678", "amount": "12.50"}, "amount", "whole shillings, without cents"),
-    ({"phone": "0712345678", "amount": "10", "account_reference": "way too long ref"}, "account_reference",
-     "up to 12 letters"),
-])
+@pytest.mark.parametrize(
+    "data,field,words",
+    [
+        ({"phone": "0730123456", "amount": "100"}, "phone", "valid Safaricom number"),
+        ({"phone": "", "amount": "100"}, "phone", "Enter the customer's M-Pesa number."),
+        ({"phone": "0712345678", "amount": "0"}, "amount", "between 1 and 250,000 shillings"),
+        ({"phone": "0712345678", "amount": "12.50"}, "amount", "whole shillings, without cents"),
+        (
+            {"phone": "0712345678", "amount": "10", "account_reference": "way too long ref"},
+            "account_reference",
+            "up to 12 letters",
+        ),
+    ],
+)
 def test_request_errors_are_shown_next_to_the_field(app, client, auth, signed_in, data, field, words):
     answer = post_request(client, auth, **data)
     assert answer.status_code == 422
@@ -185,11 +228,17 @@ def test_request_without_htmx_redirects_with_a_message(client, auth, signed_in, 
 
 def test_dashboard_figures_and_chart(app, client, signed_in):
     now = utcnow()
-    add(app, signed_in, 4, status=lambda i: ["completed", "completed", "failed", "processing"][i],
-        amount=lambda i: (i + 1) * 10000, created_at=lambda i: now - timedelta(minutes=5 - i))
+    add(
+        app,
+        signed_in,
+        4,
+        status=lambda i: ["completed", "completed", "failed", "processing"][i],
+        amount=lambda i: (i + 1) * 10000,
+        created_at=lambda i: now - timedelta(minutes=5 - i),
+    )
     add(app, signed_in, 1, created_at=now - timedelta(days=20), account_reference="OLD")
     page = client.get("/").get_data(as_text=True)
-    today = page[page.index(">Today<"):page.index(">This week<")]
+    today = page[page.index(">Today<") : page.index(">This week<")]
     assert "KES 300.00" in today  # 100 + 200 completed; failed and open ones do not count
     assert "4 payments" in today and "67% successful" in today  # 2 of 3 with an outcome
     assert page.count('class="bar"') == 14

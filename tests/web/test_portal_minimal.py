@@ -1,4 +1,5 @@
 """Sign-in, sign-out and the dashboard, through the real forms with CSRF on."""
+
 import pytest
 
 from portal.extensions import db
@@ -7,9 +8,21 @@ from portal.models import Payment
 
 def add_payment(app, merchant_id, reference, phone):
     with app.app_context():
-        db.session.add(Payment(merchant_id=merchant_id, reference=reference, rail="mpesa", kind="stk_push",
-                               status="completed", amount=12345, phone=phone, api="checkout", meta={},
-                               account_reference=reference, receipt="QK" + reference[-8:]))
+        db.session.add(
+            Payment(
+                merchant_id=merchant_id,
+                reference=reference,
+                rail="mpesa",
+                kind="stk_push",
+                status="completed",
+                amount=12345,
+                phone=phone,
+                api="checkout",
+                meta={},
+                account_reference=reference,
+                receipt="QK" + reference[-8:],
+            )
+        )
         db.session.commit()
 
 
@@ -26,8 +39,9 @@ def test_wrong_password_is_refused(client, auth, accounts):
 
 
 def test_missing_csrf_token_is_refused(client, accounts):
-    answer = client.post("/login", data={"email": accounts["merchant"]["email"],
-                                         "password": accounts["merchant"]["password"]})
+    answer = client.post(
+        "/login", data={"email": accounts["merchant"]["email"], "password": accounts["merchant"]["password"]}
+    )
     assert answer.status_code == 400
     assert "The form expired" in answer.get_data(as_text=True)
     assert client.get("/").status_code == 302
@@ -44,13 +58,20 @@ def test_merchant_sees_only_its_own_payments(app, client, auth, accounts):
     assert "Sandbox" in page  # the banner
 
 
-@pytest.mark.parametrize("target,expected", [("/?x=1", "/?x=1"), ("//evil.example/", "/"),
-                                             ("https://evil.example/", "/"), ("/\\evil.example", "/")])
+@pytest.mark.parametrize(
+    "target,expected",
+    [("/?x=1", "/?x=1"), ("//evil.example/", "/"), ("https://evil.example/", "/"), ("/\\evil.example", "/")],
+)
 def test_next_only_redirects_to_our_own_paths(client, auth, accounts, target, expected):
     token = auth.csrf_token()
-    answer = client.post(f"/login?next={target}", data={"email": accounts["merchant"]["email"],
-                                                          "password": accounts["merchant"]["password"],
-                                                          "csrf_token": token})
+    answer = client.post(
+        f"/login?next={target}",
+        data={
+            "email": accounts["merchant"]["email"],
+            "password": accounts["merchant"]["password"],
+            "csrf_token": token,
+        },
+    )
     assert answer.headers["Location"] == expected
 
 
@@ -78,8 +99,11 @@ def test_htmx_request_with_expired_session_gets_401_and_a_redirect(client):
 
 def test_htmx_post_with_a_stale_csrf_token_is_sent_back_not_painted_in(client, auth, accounts):
     auth.login(accounts["merchant"]["email"], accounts["merchant"]["password"])
-    answer = client.post("/payments/new", data={"phone": "0712345678", "amount": "10"},
-                         headers={"HX-Request": "true", "Referer": "http://localhost/payments/new"})
+    answer = client.post(
+        "/payments/new",
+        data={"phone": "0712345678", "amount": "10"},
+        headers={"HX-Request": "true", "Referer": "http://localhost/payments/new"},
+    )
     assert answer.status_code == 400
     assert answer.headers["HX-Redirect"] == "/payments/new" and answer.get_data() == b""
     assert "nothing was changed" in client.get("/payments/new").get_data(as_text=True)
@@ -97,10 +121,20 @@ def test_sign_in_is_throttled(client, auth, accounts):
     limiter.enabled = True
     limiter.reset()
     try:
-        codes = [client.post("/login", data={"email": accounts["merchant"]["email"], "password": f"guess-{i}",
-                                             "csrf_token": token}).status_code for i in range(11)]
-        blocked = client.post("/login", data={"email": accounts["merchant"]["email"],
-                                              "password": accounts["merchant"]["password"], "csrf_token": token})
+        codes = [
+            client.post(
+                "/login", data={"email": accounts["merchant"]["email"], "password": f"guess-{i}", "csrf_token": token}
+            ).status_code
+            for i in range(11)
+        ]
+        blocked = client.post(
+            "/login",
+            data={
+                "email": accounts["merchant"]["email"],
+                "password": accounts["merchant"]["password"],
+                "csrf_token": token,
+            },
+        )
     finally:
         limiter.reset()
     assert codes[:10] == [422] * 10 and codes[10] == 429

@@ -1,4 +1,5 @@
 """The settings page: secrets masked and kept unless replaced, bad input refused in words, nothing else touched."""
+
 import re
 
 from sqlalchemy import text
@@ -15,8 +16,10 @@ PAYSTACK_KEY = "sk_test_0f1e2d3c4b5a69788796a5b4c3d2e1f0a1b2c3d4"
 def stored(app, merchant_id) -> dict:
     with app.app_context():
         m = db.session.get(Merchant, merchant_id)
-        return {name: getattr(m, name) for name in (*SECRETS, "daraja_shortcode", "daraja_transaction_type",
-                                                     "daraja_party_b")}
+        return {
+            name: getattr(m, name)
+            for name in (*SECRETS, "daraja_shortcode", "daraja_transaction_type", "daraja_party_b")
+        }
 
 
 def raw_column(app, merchant_id, column) -> str | None:
@@ -32,9 +35,16 @@ def set_paystack(app, merchant_id, key=PAYSTACK_KEY):
 
 def form(token, **fields) -> dict:
     """The form as a merchant submits it without touching any secret input."""
-    data = {"csrf_token": token, "daraja_consumer_key": "", "daraja_consumer_secret": "", "daraja_passkey": "",
-            "daraja_shortcode": "174379", "daraja_transaction_type": "CustomerPayBillOnline", "daraja_party_b": "",
-            "paystack_secret_key": ""}
+    data = {
+        "csrf_token": token,
+        "daraja_consumer_key": "",
+        "daraja_consumer_secret": "",
+        "daraja_passkey": "",
+        "daraja_shortcode": "174379",
+        "daraja_transaction_type": "CustomerPayBillOnline",
+        "daraja_party_b": "",
+        "paystack_secret_key": "",
+    }
     return {**data, **fields}
 
 
@@ -77,23 +87,33 @@ def test_empty_secret_inputs_keep_the_stored_secrets(app, client, auth, accounts
     set_paystack(app, merchant_id)
     before = stored(app, merchant_id)
     token = sign_in(auth, accounts["merchant"])
-    answer = client.post("/settings", data=form(token, daraja_shortcode="600123",
-                                                daraja_transaction_type="CustomerBuyGoodsOnline",
-                                                daraja_party_b="654321"))
+    answer = client.post(
+        "/settings",
+        data=form(
+            token, daraja_shortcode="600123", daraja_transaction_type="CustomerBuyGoodsOnline", daraja_party_b="654321"
+        ),
+    )
     assert answer.status_code == 302 and answer.headers["Location"] == "/settings"
     assert "Settings saved." in client.get("/settings").get_data(as_text=True)
     after = stored(app, merchant_id)
     assert {name: after[name] for name in SECRETS} == {name: before[name] for name in SECRETS}
-    assert (after["daraja_shortcode"], after["daraja_transaction_type"], after["daraja_party_b"]) == \
-           ("600123", "CustomerBuyGoodsOnline", "654321")
+    assert (after["daraja_shortcode"], after["daraja_transaction_type"], after["daraja_party_b"]) == (
+        "600123",
+        "CustomerBuyGoodsOnline",
+        "654321",
+    )
 
 
 def test_filled_secret_inputs_replace_them_encrypted_and_only_for_this_merchant(app, client, auth, accounts):
     merchant_id, other_id = accounts["merchant"]["id"], accounts["other_merchant"]["id"]
     other_before = stored(app, other_id)
     token = sign_in(auth, accounts["merchant"])
-    new = {"daraja_consumer_key": "NewConsumerKey0001", "daraja_consumer_secret": "NewConsumerSecret0002",
-           "daraja_passkey": "  new-passkey-with-spaces-pasted-around-0003  ", "paystack_secret_key": PAYSTACK_KEY}
+    new = {
+        "daraja_consumer_key": "NewConsumerKey0001",
+        "daraja_consumer_secret": "NewConsumerSecret0002",
+        "daraja_passkey": "  new-passkey-with-spaces-pasted-around-0003  ",
+        "paystack_secret_key": PAYSTACK_KEY,
+    }
     answer = client.post("/settings", data=form(token, **new))
     assert answer.status_code == 302
     after = stored(app, merchant_id)
@@ -113,8 +133,10 @@ def test_bad_shortcode_is_refused_in_words_and_changes_nothing(app, client, auth
     merchant_id = accounts["merchant"]["id"]
     before = stored(app, merchant_id)
     token = sign_in(auth, accounts["merchant"])
-    answer = client.post("/settings", data=form(token, daraja_shortcode="12ab", daraja_passkey="typed-new-passkey",
-                                                paystack_secret_key=PAYSTACK_KEY))
+    answer = client.post(
+        "/settings",
+        data=form(token, daraja_shortcode="12ab", daraja_passkey="typed-new-passkey", paystack_secret_key=PAYSTACK_KEY),
+    )
     page = answer.get_data(as_text=True)
     assert answer.status_code == 422 and "<html" in page
     assert 'id="shortcode-error" class="field-error">The business number is 5 to 7 digits, numbers only' in page
@@ -127,8 +149,7 @@ def test_bad_shortcode_is_refused_in_words_and_changes_nothing(app, client, auth
 def test_shortcode_must_be_five_to_seven_plain_digits(app, client, auth, accounts):
     token = sign_in(auth, accounts["merchant"])
     for shortcode in ("1234", "12345678", "17 4379", "١٧٤٣٧٩", ""):
-        answer = client.post("/settings", data=form(token, daraja_shortcode=shortcode),
-                             headers={"HX-Request": "true"})
+        answer = client.post("/settings", data=form(token, daraja_shortcode=shortcode), headers={"HX-Request": "true"})
         assert answer.status_code == 422, shortcode
         assert 'id="shortcode-error"' in answer.get_data(as_text=True)
     for shortcode in ("12345", "1234567"):
@@ -145,8 +166,12 @@ def test_other_bad_values_are_explained_next_to_their_field(app, client, auth, a
         "transaction-type": {"daraja_transaction_type": "CustomerSendMoney"},
         "consumer-key": {"daraja_consumer_key": "has a space"},
     }
-    messages = {"paystack-secret": "starts with sk_test_ or sk_live_", "till": "The till number is 5 to 7 digits",
-                "transaction-type": "Choose Paybill or Buy Goods.", "consumer-key": "copy it again"}
+    messages = {
+        "paystack-secret": "starts with sk_test_ or sk_live_",
+        "till": "The till number is 5 to 7 digits",
+        "transaction-type": "Choose Paybill or Buy Goods.",
+        "consumer-key": "copy it again",
+    }
     for field_id, fields in cases.items():
         answer = client.post("/settings", data=form(token, **fields))
         page = answer.get_data(as_text=True)
@@ -158,8 +183,9 @@ def test_other_bad_values_are_explained_next_to_their_field(app, client, auth, a
 
 def test_a_paystack_only_merchant_needs_no_shortcode(app, client, auth):
     with app.app_context():
-        merchant_id = create_merchant("Paystack Only", "paystack@example.com", "a-long-password",
-                                      sandbox_credentials=False).id
+        merchant_id = create_merchant(
+            "Paystack Only", "paystack@example.com", "a-long-password", sandbox_credentials=False
+        ).id
     token = sign_in(auth, {"email": "paystack@example.com", "password": "a-long-password"})
     answer = client.post("/settings", data=form(token, daraja_shortcode="", paystack_secret_key=PAYSTACK_KEY))
     assert answer.status_code == 302

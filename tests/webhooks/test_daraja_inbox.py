@@ -1,6 +1,7 @@
 """Daraja callbacks through the inbox: hostile bytes are stored and acknowledged, the hot
 path is a few explicit statements, tokens are never stored in clear, and a callback alone
 never moves a final payment."""
+
 import json
 from contextlib import contextmanager
 from datetime import timedelta
@@ -19,21 +20,38 @@ CHECKOUT_ID = "ws_CO_24112026101010123708374149"
 
 
 def make_payment(merchant_id, status=S.PROCESSING, checkout_request_id=CHECKOUT_ID, **kw) -> Payment:
-    p = Payment(merchant_id=merchant_id, reference=kw.pop("reference", "PAYINBOX1"), rail="mpesa", kind="stk_push",
-                status=status, amount=10000, phone="254708374149", api="checkout", meta={},
-                checkout_request_id=checkout_request_id, **kw)
+    p = Payment(
+        merchant_id=merchant_id,
+        reference=kw.pop("reference", "PAYINBOX1"),
+        rail="mpesa",
+        kind="stk_push",
+        status=status,
+        amount=10000,
+        phone="254708374149",
+        api="checkout",
+        meta={},
+        checkout_request_id=checkout_request_id,
+        **kw,
+    )
     db.session.add(p)
     db.session.commit()
     return p
 
 
 def success(checkout_id=CHECKOUT_ID, amount=100, phone=254708374149, code=0) -> dict:
-    items = [{"Name": "Amount", "Value": amount}, {"Name": "MpesaReceiptNumber", "Value": "UKM1234567"},
-             {"Name": "TransactionDate", "Value": 20261124101010}]
+    items = [
+        {"Name": "Amount", "Value": amount},
+        {"Name": "MpesaReceiptNumber", "Value": "UKM1234567"},
+        {"Name": "TransactionDate", "Value": 20261124101010},
+    ]
     if phone is not None:
         items.append({"Name": "PhoneNumber", "Value": phone})
-    stk = {"MerchantRequestID": "1-2-3", "CheckoutRequestID": checkout_id, "ResultCode": code,
-           "ResultDesc": "The service request is processed successfully."}
+    stk = {
+        "MerchantRequestID": "1-2-3",
+        "CheckoutRequestID": checkout_id,
+        "ResultCode": code,
+        "ResultDesc": "The service request is processed successfully.",
+    }
     if code == 0:
         stk["CallbackMetadata"] = {"Item": items}
     return {"Body": {"stkCallback": stk}}
@@ -92,9 +110,16 @@ def test_a_poisoned_row_never_stops_the_sweeper_for_anyone(ctx, app, client, acc
     client.post("/callback", data=HOSTILE["nul byte"], content_type="application/json")
     client.post("/callback", data=HOSTILE["lone surrogate"], content_type="application/json")
     p = make_payment(accounts["merchant"]["id"])
-    unread = Callback(provider="daraja", kind="stk", path="/callback", raw=json.dumps(success()).encode(),
-                      headers={}, query_string=f"ref={p.reference}&token=redacted", token_valid=True,
-                      received_at=utcnow() - timedelta(minutes=2))
+    unread = Callback(
+        provider="daraja",
+        kind="stk",
+        path="/callback",
+        raw=json.dumps(success()).encode(),
+        headers={},
+        query_string=f"ref={p.reference}&token=redacted",
+        token_valid=True,
+        received_at=utcnow() - timedelta(minutes=2),
+    )
     db.session.add(unread)
     db.session.commit()
     from portal.services.sweeper import sweep
@@ -114,9 +139,18 @@ def test_a_row_whose_interpretation_fails_records_it_and_the_others_settle(ctx, 
     second = make_payment(accounts["merchant"]["id"], reference="PAYTWO", checkout_request_id="ws_CO_two")
     old = utcnow() - timedelta(minutes=2)
     for p in (first, second):
-        db.session.add(Callback(provider="daraja", kind="stk", path="/callback", headers={}, token_valid=True,
-                                raw=json.dumps(success(p.checkout_request_id)).encode(), received_at=old,
-                                query_string=f"ref={p.reference}&token=redacted"))
+        db.session.add(
+            Callback(
+                provider="daraja",
+                kind="stk",
+                path="/callback",
+                headers={},
+                token_valid=True,
+                raw=json.dumps(success(p.checkout_request_id)).encode(),
+                received_at=old,
+                query_string=f"ref={p.reference}&token=redacted",
+            )
+        )
     db.session.commit()
     real = inbox._INTERPRETERS[("daraja", "stk")]
 
@@ -130,8 +164,10 @@ def test_a_row_whose_interpretation_fails_records_it_and_the_others_settle(ctx, 
     rows = Callback.query.order_by(Callback.id).all()
     assert [r.outcome for r in rows] == ["error", "applied"]
     assert "a bug that only this row triggers" in rows[0].outcome_detail
-    assert (db.session.get(Payment, first.id).status, db.session.get(Payment, second.id).status) == \
-        (S.PROCESSING, S.COMPLETED)
+    assert (db.session.get(Payment, first.id).status, db.session.get(Payment, second.id).status) == (
+        S.PROCESSING,
+        S.COMPLETED,
+    )
 
 
 @pytest.mark.parametrize("raw", [b"{" + b" " * (64 * 1024) + b"}", b"[" * 100_000])
@@ -219,6 +255,10 @@ def test_errors_answer_in_the_format_of_the_path(ctx, client):
 
 def test_an_api_body_over_the_limit_is_refused_in_the_documents_format(ctx, client, accounts):
     headers = {"Authorization": f"Bearer {accounts['merchant']['api_key']}"}
-    answer = client.post("/initiate_payment", data=b'{"phone": "' + b"7" * (64 * 1024) + b'"}', headers=headers,
-                         content_type="application/json")
+    answer = client.post(
+        "/initiate_payment",
+        data=b'{"phone": "' + b"7" * (64 * 1024) + b'"}',
+        headers=headers,
+        content_type="application/json",
+    )
     assert answer.status_code == 413 and answer.get_json()["error"] == "Request Entity Too Large"

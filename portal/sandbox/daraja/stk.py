@@ -3,6 +3,7 @@
 Outcomes are decided by the phone number (DESIGN §6), or by the person at the virtual phone
 while its page is open; each prompt's callback is handed to the delivery module exactly once.
 """
+
 import base64
 import logging
 import math
@@ -102,8 +103,14 @@ def validate_push(body: dict) -> dict:
     desc = body.get("TransactionDesc", "")
     if not isinstance(desc, str) or len(desc) > 13:
         raise invalid("TransactionDesc")
-    return {"shortcode": shortcode, "amount": amount, "phone": str(body["PhoneNumber"]),
-            "callback_url": url, "account_reference": reference, "description": desc}
+    return {
+        "shortcode": shortcode,
+        "amount": amount,
+        "phone": str(body["PhoneNumber"]),
+        "callback_url": url,
+        "account_reference": reference,
+        "description": desc,
+    }
 
 
 # -- STK push, query and resolution -------------------------------------------------------
@@ -147,26 +154,39 @@ def push(body: dict, app: SandboxApp | None = None) -> SandboxStkRequest:
     interactive = is_attended(phone)
     delay = prompt_timeout() if interactive else float(current_app.config["SANDBOX_CALLBACK_DELAY"])
     planned = TIMED_OUT if interactive else planned_outcome(phone, fields["amount"])
-    overdue = SandboxStkRequest.query.filter(SandboxStkRequest.open_phone == phone,
-                                             SandboxStkRequest.resolve_at <= now).first()
+    overdue = SandboxStkRequest.query.filter(
+        SandboxStkRequest.open_phone == phone, SandboxStkRequest.resolve_at <= now
+    ).first()
     if overdue is not None:  # its job was lost: the prompt has timed out all the same
         _schedule_resolution(overdue, 0)  # sent with resolve()'s commit: delivers its callback
         resolve(overdue)
     req = SandboxStkRequest(
-        checkout_request_id=_checkout_request_id(phone), merchant_request_id=_request_id(),
-        shortcode=fields["shortcode"], phone=phone, open_phone=phone, amount=fields["amount"],
-        account_reference=fields["account_reference"], description=fields["description"],
-        callback_url=fields["callback_url"], planned_code=planned, interactive=interactive,
+        checkout_request_id=_checkout_request_id(phone),
+        merchant_request_id=_request_id(),
+        shortcode=fields["shortcode"],
+        phone=phone,
+        open_phone=phone,
+        amount=fields["amount"],
+        account_reference=fields["account_reference"],
+        description=fields["description"],
+        callback_url=fields["callback_url"],
+        planned_code=planned,
+        interactive=interactive,
         business_name=app.name if app is not None else None,
         # a lost callback is a network fault, not the customer's choice: it holds on the phone too
-        send_callback=not phone.endswith(NO_CALLBACK), resolve_at=now + timedelta(seconds=delay))
+        send_callback=not phone.endswith(NO_CALLBACK),
+        resolve_at=now + timedelta(seconds=delay),
+    )
     db.session.add(req)
     try:
         db.session.flush()
     except IntegrityError:  # open_phone is unique: this subscriber already has a prompt open
         db.session.rollback()
-        raise SimError(500, "500.001.1001", "Unable to lock subscriber, a transaction is already in process "
-                                            "for the current subscriber") from None
+        raise SimError(
+            500,
+            "500.001.1001",
+            "Unable to lock subscriber, a transaction is already in process for the current subscriber",
+        ) from None
     _schedule_resolution(req, delay)
     db.session.commit()
     return req
@@ -174,8 +194,14 @@ def push(body: dict, app: SandboxApp | None = None) -> SandboxStkRequest:
 
 def _schedule_resolution(req: SandboxStkRequest, delay: float, *, again: bool = False) -> None:
     # The prompt's own job id absorbs a second scheduling; a job putting itself back cannot use it.
-    enqueue("portal.jobs.sandbox_resolve_stk", req.id, queue="sandbox",
-            job_id=None if again else f"sandbox-stk-{req.id}", delay=delay, retry=False)
+    enqueue(
+        "portal.jobs.sandbox_resolve_stk",
+        req.id,
+        queue="sandbox",
+        job_id=None if again else f"sandbox-stk-{req.id}",
+        delay=delay,
+        retry=False,
+    )
 
 
 def query(body: dict) -> SandboxStkRequest:
@@ -203,13 +229,23 @@ def resolve(req: SandboxStkRequest, code: int | None = None, *, deliver_now: boo
     closed = db.session.execute(
         update(SandboxStkRequest)
         .where(SandboxStkRequest.id == req.id, SandboxStkRequest.resolved_at.is_(None))
-        .values(result_code=code, result_desc=RESULTS.get(code, "Request failed"),
-                receipt=_receipt() if code == 0 else None, resolved_at=utcnow(), open_phone=None)
+        .values(
+            result_code=code,
+            result_desc=RESULTS.get(code, "Request failed"),
+            receipt=_receipt() if code == 0 else None,
+            resolved_at=utcnow(),
+            open_phone=None,
+        )
     ).rowcount
     if closed and deliver_now:
         # Not the prompt's own job id: that one is the timeout, already waiting, and would absorb this.
-        enqueue("portal.jobs.sandbox_resolve_stk", req.id, queue="sandbox", job_id=f"sandbox-stk-{req.id}-answer",
-                retry=False)
+        enqueue(
+            "portal.jobs.sandbox_resolve_stk",
+            req.id,
+            queue="sandbox",
+            job_id=f"sandbox-stk-{req.id}-answer",
+            retry=False,
+        )
     db.session.commit()
     return bool(closed)
 
@@ -247,23 +283,35 @@ def resolve_and_call_back(request_id: int) -> str:
     if not claimed:
         db.session.rollback()
         return "no callback"
-    delivery.deliver(req.callback_url, callback_body(req), provider="daraja", kind="stk_callback",
-                     subject=req.checkout_request_id, copies=copies)
+    delivery.deliver(
+        req.callback_url,
+        callback_body(req),
+        provider="daraja",
+        kind="stk_callback",
+        subject=req.checkout_request_id,
+        copies=copies,
+    )
     db.session.commit()
     return f"{copies} callback(s) queued"
 
 
 def callback_body(req: SandboxStkRequest) -> dict:
-    stk = {"MerchantRequestID": req.merchant_request_id, "CheckoutRequestID": req.checkout_request_id,
-           "ResultCode": req.result_code, "ResultDesc": req.result_desc}
+    stk = {
+        "MerchantRequestID": req.merchant_request_id,
+        "CheckoutRequestID": req.checkout_request_id,
+        "ResultCode": req.result_code,
+        "ResultDesc": req.result_desc,
+    }
     if req.result_code == 0:
-        stk["CallbackMetadata"] = {"Item": [
-            {"Name": "Amount", "Value": float(req.amount)},
-            {"Name": "MpesaReceiptNumber", "Value": req.receipt},
-            {"Name": "Balance"},
-            {"Name": "TransactionDate", "Value": int(as_nairobi(req.resolved_at).strftime("%Y%m%d%H%M%S"))},
-            {"Name": "PhoneNumber", "Value": int(req.phone)},
-        ]}
+        stk["CallbackMetadata"] = {
+            "Item": [
+                {"Name": "Amount", "Value": float(req.amount)},
+                {"Name": "MpesaReceiptNumber", "Value": req.receipt},
+                {"Name": "Balance"},
+                {"Name": "TransactionDate", "Value": int(as_nairobi(req.resolved_at).strftime("%Y%m%d%H%M%S"))},
+                {"Name": "PhoneNumber", "Value": int(req.phone)},
+            ]
+        }
     return {"Body": {"stkCallback": stk}}
 
 

@@ -1,4 +1,5 @@
 """The Daraja simulator's HTTP face: Daraja's paths, shapes and error envelopes."""
+
 from flask import Blueprint, Response, jsonify, request
 
 from portal.sandbox import faults
@@ -16,8 +17,9 @@ def render_error(status: int, message: str, details=None) -> Response:
     """Daraja's error envelope for any HTTP status: the renderer of every error under /sandbox/daraja."""
     if status == 405:
         message = f"{request.method} Method Not Allowed"
-    response = jsonify(requestId=request_id_like_daraja(), errorCode=ERROR_CODES.get(status, f"{status}.001"),
-                       errorMessage=message)
+    response = jsonify(
+        requestId=request_id_like_daraja(), errorCode=ERROR_CODES.get(status, f"{status}.001"), errorMessage=message
+    )
     response.status_code = status
     return response
 
@@ -50,14 +52,24 @@ def stk_push():
     app = apps.check_bearer(request.headers.get("Authorization"))
     req = stk.push(_json_body(), app)
     message = "Success. Request accepted for processing"
-    return jsonify(MerchantRequestID=req.merchant_request_id, CheckoutRequestID=req.checkout_request_id,
-                   ResponseCode="0", ResponseDescription=message, CustomerMessage=message)
+    return jsonify(
+        MerchantRequestID=req.merchant_request_id,
+        CheckoutRequestID=req.checkout_request_id,
+        ResponseCode="0",
+        ResponseDescription=message,
+        CustomerMessage=message,
+    )
 
 
 @bp.post("/mpesa/stkpushquery/v1/query")
 def stk_query():
     apps.check_bearer(request.headers.get("Authorization"))
     req = stk.query(_json_body())
-    return jsonify(ResponseCode="0", ResponseDescription="The service request has been accepted successsfully",
-                   MerchantRequestID=req.merchant_request_id, CheckoutRequestID=req.checkout_request_id,
-                   ResultCode=str(req.result_code), ResultDesc=req.result_desc)
+    return jsonify(
+        ResponseCode="0",
+        ResponseDescription="The service request has been accepted successsfully",
+        MerchantRequestID=req.merchant_request_id,
+        CheckoutRequestID=req.checkout_request_id,
+        ResultCode=str(req.result_code),
+        ResultDesc=req.result_desc,
+    )

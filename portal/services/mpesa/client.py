@@ -1,4 +1,5 @@
 """The Daraja client for a merchant: its credentials, the base URL (the sandbox or Safaricom)."""
+
 from flask import current_app
 
 from portal.models import Merchant
@@ -20,7 +21,14 @@ def daraja_for(merchant: Merchant) -> DarajaClient:
     """Raises NotConfigured when the merchant has no Daraja credentials."""
     if not merchant.has_daraja:
         raise NotConfigured("M-Pesa credentials are not set up for this merchant")
-    return DarajaClient(daraja_base_url(), merchant.daraja_consumer_key, merchant.daraja_consumer_secret,
-                        merchant.daraja_shortcode, merchant.daraja_passkey, get_redis(),
-                        timeout=current_app.config["DARAJA_TIMEOUT"],
-                        transaction_type=merchant.daraja_transaction_type, party_b=merchant.daraja_party_b)
+    return DarajaClient(
+        daraja_base_url(),
+        merchant.daraja_consumer_key,
+        merchant.daraja_consumer_secret,
+        merchant.daraja_shortcode,
+        merchant.daraja_passkey,
+        get_redis(),
+        timeout=current_app.config["DARAJA_TIMEOUT"],
+        transaction_type=merchant.daraja_transaction_type,
+        party_b=merchant.daraja_party_b,
+    )

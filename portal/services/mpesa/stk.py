@@ -6,6 +6,7 @@ beat it; a push never leaves its payment `pending` by itself (the sweeper settle
 process died); a success that would move a final payment is applied only from Daraja's own
 answer to an STK query, never from a callback alone.
 """
+
 import logging
 import secrets
 from dataclasses import dataclass
@@ -66,8 +67,15 @@ class PaymentRef:
     merchant_id: int
 
 
-_STATE = (Payment.id, Payment.merchant_id, Payment.reference, Payment.status, Payment.amount, Payment.phone,
-          Payment.checkout_request_id)
+_STATE = (
+    Payment.id,
+    Payment.merchant_id,
+    Payment.reference,
+    Payment.status,
+    Payment.amount,
+    Payment.phone,
+    Payment.checkout_request_id,
+)
 
 
 def load_state(*where) -> PaymentState | None:
@@ -90,8 +98,7 @@ def apply_stk_result(payment, result: StkResult, source: str, *, current: str | 
         current = db.session.execute(select(Payment.status).where(Payment.id == payment.id)).scalar_one()
     if current == target:
         return "duplicate"
-    if target == S.COMPLETED and current in S.FINAL and current in S.ALLOWED_FROM[S.COMPLETED] \
-            and source != "query":
+    if target == S.COMPLETED and current in S.FINAL and current in S.ALLOWED_FROM[S.COMPLETED] and source != "query":
         return "unconfirmed"
     detail = f"ResultCode {result.result_code}: {result.result_desc}"
     if target == S.COMPLETED and current in (S.TIMEOUT, S.CANCELLED):
@@ -106,9 +113,17 @@ def apply_stk_result(payment, result: StkResult, source: str, *, current: str | 
     return "duplicate" if now == target else "stale"
 
 
-def initiate_stk_push(merchant: Merchant, *, phone: str, amount: int, account_reference: str,
-                      description: str, api: str, source: str = "api",
-                      idempotency_key: str | None = None) -> Payment:
+def initiate_stk_push(
+    merchant: Merchant,
+    *,
+    phone: str,
+    amount: int,
+    account_reference: str,
+    description: str,
+    api: str,
+    source: str = "api",
+    idempotency_key: str | None = None,
+) -> Payment:
     """Records a pending payment, asks Daraja to prompt the customer, and moves the payment
     to processing. `amount` is in minor units and must be whole shillings.
 
@@ -118,10 +133,21 @@ def initiate_stk_push(merchant: Merchant, *, phone: str, amount: int, account_re
     client = daraja_for(merchant)
     if amount <= 0 or amount % 100:
         raise ValueError("M-Pesa amounts are whole shillings")
-    payment = Payment(merchant_id=merchant.id, reference=new_reference(), rail="mpesa", kind="stk_push",
-                      status=S.PENDING, amount=amount, currency="KES", phone=phone,
-                      account_reference=account_reference, description=description, api=api,
-                      idempotency_key=idempotency_key, meta={})
+    payment = Payment(
+        merchant_id=merchant.id,
+        reference=new_reference(),
+        rail="mpesa",
+        kind="stk_push",
+        status=S.PENDING,
+        amount=amount,
+        currency="KES",
+        phone=phone,
+        account_reference=account_reference,
+        description=description,
+        api=api,
+        idempotency_key=idempotency_key,
+        meta={},
+    )
     db.session.add(payment)
     db.session.flush()
     record_creation(payment, source, f"STK push requested through the {api} API")
@@ -132,8 +158,15 @@ def initiate_stk_push(merchant: Merchant, *, phone: str, amount: int, account_re
     try:
         ack = client.stk_push(phone, amount // 100, callback_url, account_reference, description)
     except DarajaError as exc:
-        transition(ident, S.FAILED, source, f"Daraja refused the push: {exc.error_code} {exc.error_message}",
-                   current=S.PENDING, result_code=exc.error_code[:16], result_desc=exc.error_message)
+        transition(
+            ident,
+            S.FAILED,
+            source,
+            f"Daraja refused the push: {exc.error_code} {exc.error_message}",
+            current=S.PENDING,
+            result_code=exc.error_code[:16],
+            result_desc=exc.error_message,
+        )
         db.session.commit()
         if exc.subscriber_locked:
             raise SubscriberBusy(exc.error_message) from exc
@@ -144,20 +177,32 @@ def initiate_stk_push(merchant: Merchant, *, phone: str, amount: int, account_re
         if exc.maybe_sent:
             _unknown(ident, source, f"push outcome unknown: {exc}")
             raise OutcomeUnknown(payment) from exc
-        transition(ident, S.FAILED, source, f"Daraja unreachable: {exc}", current=S.PENDING,
-                   result_desc="M-Pesa unreachable")
+        transition(
+            ident, S.FAILED, source, f"Daraja unreachable: {exc}", current=S.PENDING, result_desc="M-Pesa unreachable"
+        )
         db.session.commit()
         raise ProviderUnavailable(str(exc)) from exc
     except Exception as exc:  # a bug or an outage of ours mid-push: never leave it pending unexplained
         db.session.rollback()
         log.exception("STK push for payment %s failed unexpectedly", payment.id)
-        _unknown(ident, source, f"push interrupted by an internal error ({exc.__class__.__name__}); "
-                                "the outcome is unknown until M-Pesa reports it")
+        _unknown(
+            ident,
+            source,
+            f"push interrupted by an internal error ({exc.__class__.__name__}); "
+            "the outcome is unknown until M-Pesa reports it",
+        )
         raise OutcomeUnknown(payment) from exc
 
-    transition(ident, S.PROCESSING, source, ack.customer_message, current=S.PENDING,
-               checkout_request_id=ack.checkout_request_id, merchant_request_id=ack.merchant_request_id,
-               customer_message=ack.customer_message)
+    transition(
+        ident,
+        S.PROCESSING,
+        source,
+        ack.customer_message,
+        current=S.PENDING,
+        checkout_request_id=ack.checkout_request_id,
+        merchant_request_id=ack.merchant_request_id,
+        customer_message=ack.customer_message,
+    )
     db.session.commit()
     from portal.services.mpesa.stk_inbox import replay_orphans  # a callback may have beaten the ack here
 
@@ -188,7 +233,8 @@ def query_and_apply(payment_id: int) -> str:
     if result.pending:
         db.session.commit()
         return "pending"
-    outcome = apply_stk_result(payment, StkResult(result.result_code, result.result_desc or ""), source="query",
-                               current=payment.status)
+    outcome = apply_stk_result(
+        payment, StkResult(result.result_code, result.result_desc or ""), source="query", current=payment.status
+    )
     db.session.commit()
     return outcome

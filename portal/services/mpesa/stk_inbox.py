@@ -4,6 +4,7 @@ A callback is applied as sent only when it came through the URL we handed out fo
 payment (a valid token for its reference), from an allowed address, and matches the
 payment (amount and phone). Anything else only makes us ask Daraja (STK query).
 """
+
 import json
 import re
 from decimal import Decimal, InvalidOperation
@@ -54,17 +55,23 @@ def interpret(item: inbox.Item) -> inbox.Verdict:
     if problem:
         if state.checkout_request_id:
             ask_daraja(state.id)
-        return inbox.Verdict("rejected", f"{problem}; not applied as sent, asking M-Pesa for the result",
-                             status=state.status, **found)
+        return inbox.Verdict(
+            "rejected", f"{problem}; not applied as sent, asking M-Pesa for the result", status=state.status, **found
+        )
 
     if state.checkout_request_id is None:
         if state.status == S.PENDING:
-            return inbox.Verdict("orphan", "arrived before M-Pesa's acknowledgement was stored",
-                                 status=state.status, **found)
+            return inbox.Verdict(
+                "orphan", "arrived before M-Pesa's acknowledgement was stored", status=state.status, **found
+            )
         _adopt(state.id, checkout_id)  # the push timed out, but it reached the phone
 
-    result = StkResult(_code(stk["ResultCode"]), _text(stk.get("ResultDesc")),
-                       _match(RECEIPT, _item(stk, "MpesaReceiptNumber")), _date(_item(stk, "TransactionDate")))
+    result = StkResult(
+        _code(stk["ResultCode"]),
+        _text(stk.get("ResultDesc")),
+        _match(RECEIPT, _item(stk, "MpesaReceiptNumber")),
+        _date(_item(stk, "TransactionDate")),
+    )
     outcome = apply_stk_result(state, result, source="callback", current=state.status)
     if outcome == "applied":
         return inbox.Verdict("applied", f"payment is now {_after(result)}", status=_after(result), **found)
@@ -72,17 +79,30 @@ def interpret(item: inbox.Item) -> inbox.Verdict:
         return inbox.Verdict("duplicate", "already applied", status=_after(result), **found)
     if outcome == "unconfirmed":
         ask_daraja(state.id)
-        return inbox.Verdict("rejected", f"a success for a payment already {state.status}: applied only when "
-                                         "M-Pesa confirms it, asking M-Pesa (STK query)", status=state.status, **found)
-    return inbox.Verdict("rejected", f"payment is already {state.status}; result ignored", status=state.status,
-                         **found)
+        return inbox.Verdict(
+            "rejected",
+            f"a success for a payment already {state.status}: applied only when "
+            "M-Pesa confirms it, asking M-Pesa (STK query)",
+            status=state.status,
+            **found,
+        )
+    return inbox.Verdict("rejected", f"payment is already {state.status}; result ignored", status=state.status, **found)
 
 
 def replay_orphans(checkout_request_id: str) -> None:
     """Re-reads callbacks that arrived before their payment knew its CheckoutRequestID."""
-    rows = db.session.execute(select(Callback).where(
-        Callback.provider == "daraja", Callback.kind == "stk", Callback.provider_id == checkout_request_id,
-        Callback.outcome == "orphan")).scalars().all()
+    rows = (
+        db.session.execute(
+            select(Callback).where(
+                Callback.provider == "daraja",
+                Callback.kind == "stk",
+                Callback.provider_id == checkout_request_id,
+                Callback.outcome == "orphan",
+            )
+        )
+        .scalars()
+        .all()
+    )
     for cb in rows:
         inbox.reread(cb)
 
@@ -92,8 +112,12 @@ def _after(result: StkResult) -> str:
 
 
 def _adopt(payment_id: int, checkout_id: str) -> None:
-    db.session.execute(update(Payment).where(Payment.id == payment_id, Payment.checkout_request_id.is_(None))
-                       .values(checkout_request_id=checkout_id).execution_options(synchronize_session=False))
+    db.session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id, Payment.checkout_request_id.is_(None))
+        .values(checkout_request_id=checkout_id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _trust_problem(item: inbox.Item, state: PaymentState, ref: str | None, stk: dict) -> str | None:

@@ -1,5 +1,6 @@
 """The M-Pesa rail's sweeper steps: payments stuck before Daraja's acknowledgement, silent
 payments to ask Daraja about, and payments given up on after SWEEP_TIMEOUT_AFTER."""
+
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -25,9 +26,12 @@ def _oldest_first(query):
 
 
 def record_failure(payment_id: int, exc: Exception) -> None:
-    db.session.execute(update(Payment).where(Payment.id == payment_id).values(
-        sweep_error=f"{exc.__class__.__name__}: {exc}"[:500], last_queried_at=utcnow())
-        .execution_options(synchronize_session=False))
+    db.session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id)
+        .values(sweep_error=f"{exc.__class__.__name__}: {exc}"[:500], last_queried_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 @step("pending_timed_out")
@@ -36,32 +40,61 @@ def stuck_pending(now: datetime) -> int:
     before it heard back. Nobody can ask Daraja without a CheckoutRequestID, so the outcome
     is unknown (timeout); a late callback through its URL can still settle it."""
     after = _seconds("SWEEP_PENDING_AFTER")
-    rows = db.session.scalars(_oldest_first(select(Payment).where(
-        Payment.status == S.PENDING, Payment.rail == "mpesa", Payment.created_at < now - after))).all()
-    return each_row(rows, lambda p: transition(
-        p, S.TIMEOUT, "sweeper", f"no acknowledgement from M-Pesa {int(after.total_seconds())} s after the push "
-                                 "began; the outcome is unknown until M-Pesa reports it", current=S.PENDING),
-        record_failure)
+    rows = db.session.scalars(
+        _oldest_first(
+            select(Payment).where(
+                Payment.status == S.PENDING, Payment.rail == "mpesa", Payment.created_at < now - after
+            )
+        )
+    ).all()
+    return each_row(
+        rows,
+        lambda p: transition(
+            p,
+            S.TIMEOUT,
+            "sweeper",
+            f"no acknowledgement from M-Pesa {int(after.total_seconds())} s after the push "
+            "began; the outcome is unknown until M-Pesa reports it",
+            current=S.PENDING,
+        ),
+        record_failure,
+    )
 
 
 @step("timed_out")
 def give_up(now: datetime) -> int:
     after = _seconds("SWEEP_TIMEOUT_AFTER")
-    rows = db.session.scalars(_oldest_first(select(Payment).where(
-        Payment.status == S.PROCESSING, Payment.created_at < now - after))).all()
-    return each_row(rows, lambda p: transition(
-        p, S.TIMEOUT, "sweeper", f"no result from M-Pesa after {int(after.total_seconds() // 60)} minutes",
-        current=S.PROCESSING), record_failure)
+    rows = db.session.scalars(
+        _oldest_first(select(Payment).where(Payment.status == S.PROCESSING, Payment.created_at < now - after))
+    ).all()
+    return each_row(
+        rows,
+        lambda p: transition(
+            p,
+            S.TIMEOUT,
+            "sweeper",
+            f"no result from M-Pesa after {int(after.total_seconds() // 60)} minutes",
+            current=S.PROCESSING,
+        ),
+        record_failure,
+    )
 
 
 @step("queried")
 def ask_about_silent(now: datetime) -> int:
-    rows = db.session.scalars(select(Payment).where(
-        Payment.status == S.PROCESSING, Payment.rail == "mpesa", Payment.kind == "stk_push",
-        Payment.checkout_request_id.isnot(None),
-        Payment.created_at < now - _seconds("SWEEP_QUERY_AFTER"),
-        or_(Payment.last_queried_at.is_(None), Payment.last_queried_at < now - _seconds("SWEEP_QUERY_EVERY")),
-    ).order_by(Payment.created_at).limit(BATCH)).all()
+    rows = db.session.scalars(
+        select(Payment)
+        .where(
+            Payment.status == S.PROCESSING,
+            Payment.rail == "mpesa",
+            Payment.kind == "stk_push",
+            Payment.checkout_request_id.isnot(None),
+            Payment.created_at < now - _seconds("SWEEP_QUERY_AFTER"),
+            or_(Payment.last_queried_at.is_(None), Payment.last_queried_at < now - _seconds("SWEEP_QUERY_EVERY")),
+        )
+        .order_by(Payment.created_at)
+        .limit(BATCH)
+    ).all()
 
     def ask(payment: Payment) -> None:
         payment.last_queried_at = now
