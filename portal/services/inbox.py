@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 
 from portal.extensions import db
 from portal.models import Callback
@@ -148,7 +148,24 @@ def read_unread(now: datetime) -> int:
         .order_by(Callback.id)
         .limit(BATCH)
     )
-    return each_row(rows.all(), reread, _record_error)
+
+    def read_if_claimed(cb: Callback):
+        # two sweeps at once (the worker's and `flask sweep`) must not both read a row: the
+        # second would record "duplicate" over the first's verdict
+        claimed = db.session.execute(
+            update(Callback)
+            .where(
+                Callback.id == cb.id,
+                Callback.outcome == "received",  # a claim older than the grace is a dead sweep's: take it
+                or_(Callback.processed_at.is_(None), Callback.processed_at < now - UNREAD_GRACE),
+            )
+            .values(processed_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.commit()
+        return reread(cb) if claimed else False
+
+    return each_row(rows.all(), read_if_claimed, _record_error)
 
 
 def _record_error(ident: int, exc: Exception) -> None:
