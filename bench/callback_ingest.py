@@ -18,13 +18,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from portal.services.payments import callback_token  # noqa: E402  (moving to portal.services.links)
 from sqlalchemy import event, insert, text  # noqa: E402
 
 from bench.procfile import Procfile, fire, fresh_database  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import Payment  # noqa: E402
+from portal.services.links import callback_token  # noqa: E402
 from portal.timeutil import utcnow  # noqa: E402
 
 PAYMENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
