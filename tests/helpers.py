@@ -43,3 +43,22 @@ def settled(app, scheduled: bool = True, timeout: float = 30.0) -> None:
     enqueued): the point after which "nothing else happened" may be asserted. With
     scheduled=False, jobs scheduled for later (an open prompt's timeout) are not waited for."""
     app.extensions["background_worker"].wait_until_idle(timeout, scheduled=scheduled)
+
+
+def stk_payment(merchant_id: int, reference: str, status: str = "processing", **columns) -> Payment:
+    """A committed KES 100 STK payment to 254708374149 (a factory: override any column)."""
+    payment = Payment(
+        merchant_id=merchant_id,
+        reference=reference,
+        rail="mpesa",
+        kind="stk_push",
+        status=status,
+        amount=10000,
+        phone="254708374149",
+        api="checkout",
+        meta={},
+        **columns,
+    )
+    db.session.add(payment)
+    db.session.commit()
+    return payment

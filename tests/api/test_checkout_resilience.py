@@ -8,6 +8,7 @@ from portal.extensions import db
 from portal.models import IdempotencyRecord, Payment, PaymentEvent, PaymentStatus
 from portal.services.sweeper import sweep
 from portal.timeutil import utcnow
+from tests.helpers import stk_payment
 
 S = PaymentStatus
 BODY = {"phone": "254708374149", "amount": 10}
@@ -92,31 +93,10 @@ def test_keys_expire_after_their_window(ctx, app, client, accounts):
 
 def test_a_payment_stuck_pending_is_settled_by_the_sweeper(ctx, app, accounts):
     """The process that pushed died before Daraja's acknowledgement: the sweeper says so."""
-    stuck = Payment(
-        merchant_id=accounts["merchant"]["id"],
-        reference="PAYSTUCK",
-        rail="mpesa",
-        kind="stk_push",
-        status=S.PENDING,
-        amount=10000,
-        phone="254708374149",
-        api="checkout",
-        meta={},
-        created_at=utcnow() - timedelta(seconds=app.config.get("SWEEP_PENDING_AFTER", 120) + 60),
-    )
-    fresh = Payment(
-        merchant_id=accounts["merchant"]["id"],
-        reference="PAYFRESH",
-        rail="mpesa",
-        kind="stk_push",
-        status=S.PENDING,
-        amount=10000,
-        phone="254708374149",
-        api="checkout",
-        meta={},
-    )
-    db.session.add_all([stuck, fresh])
-    db.session.commit()
+    merchant_id = accounts["merchant"]["id"]
+    too_long = timedelta(seconds=app.config["SWEEP_PENDING_AFTER"] + 60)
+    stuck = stk_payment(merchant_id, "PAYSTUCK", S.PENDING, created_at=utcnow() - too_long)
+    fresh = stk_payment(merchant_id, "PAYFRESH", S.PENDING)
     assert sweep()["pending_timed_out"] == 1
     db.session.expire_all()
     assert (stuck.status, fresh.status) == (S.TIMEOUT, S.PENDING)

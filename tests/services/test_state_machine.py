@@ -10,26 +10,13 @@ from portal.services.mpesa import StkResult, apply_stk_result, status_for_result
 from portal.services.sweeper import sweep
 from portal.services.transitions import transition
 from portal.timeutil import utcnow
+from tests.helpers import stk_payment
 
 S = PaymentStatus
 
 
 def make_payment(merchant_id, status=S.PROCESSING, **kw) -> Payment:
-    p = Payment(
-        merchant_id=merchant_id,
-        reference=f"PAYSM{kw.pop('n', 1)}",
-        rail="mpesa",
-        kind="stk_push",
-        status=status,
-        amount=10000,
-        phone="254708374149",
-        api="checkout",
-        meta={},
-        **kw,
-    )
-    db.session.add(p)
-    db.session.commit()
-    return p
+    return stk_payment(merchant_id, f"PAYSM{kw.pop('n', 1)}", status, **kw)
 
 
 @pytest.mark.parametrize(

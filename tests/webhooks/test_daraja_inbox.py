@@ -15,28 +15,16 @@ from portal.models import Callback, Payment, PaymentEvent, PaymentStatus
 from portal.services.links import callback_token
 from portal.timeutil import utcnow
 from tests.conftest import wait_for
+from tests.helpers import stk_payment
 
 S = PaymentStatus
 CHECKOUT_ID = "ws_CO_24112026101010123708374149"
 
 
 def make_payment(merchant_id, status=S.PROCESSING, checkout_request_id=CHECKOUT_ID, **kw) -> Payment:
-    p = Payment(
-        merchant_id=merchant_id,
-        reference=kw.pop("reference", "PAYINBOX1"),
-        rail="mpesa",
-        kind="stk_push",
-        status=status,
-        amount=10000,
-        phone="254708374149",
-        api="checkout",
-        meta={},
-        checkout_request_id=checkout_request_id,
-        **kw,
+    return stk_payment(
+        merchant_id, kw.pop("reference", "PAYINBOX1"), status, checkout_request_id=checkout_request_id, **kw
     )
-    db.session.add(p)
-    db.session.commit()
-    return p
 
 
 def success(checkout_id=CHECKOUT_ID, amount=100, phone=254708374149, code=0) -> dict:
