@@ -40,44 +40,27 @@ def stuck_pending(now: datetime) -> int:
     before it heard back. Nobody can ask Daraja without a CheckoutRequestID, so the outcome
     is unknown (timeout); a late callback through its URL can still settle it."""
     after = _seconds("SWEEP_PENDING_AFTER")
-    rows = db.session.scalars(
-        _oldest_first(
-            select(Payment).where(
-                Payment.status == S.PENDING, Payment.rail == "mpesa", Payment.created_at < now - after
-            )
-        )
-    ).all()
-    return each_row(
-        rows,
-        lambda p: transition(
-            p,
-            S.TIMEOUT,
-            "sweeper",
-            f"no acknowledgement from M-Pesa {int(after.total_seconds())} s after the push "
-            "began; the outcome is unknown until M-Pesa reports it",
-            current=S.PENDING,
-        ),
-        record_failure,
+    detail = (
+        f"no acknowledgement from M-Pesa {int(after.total_seconds())} s after the push began; "
+        "the outcome is unknown until M-Pesa reports it"
     )
+    return _time_out(now, S.PENDING, after, detail, Payment.rail == "mpesa")
 
 
 @step("timed_out")
 def give_up(now: datetime) -> int:
     after = _seconds("SWEEP_TIMEOUT_AFTER")
-    rows = db.session.scalars(
-        _oldest_first(select(Payment).where(Payment.status == S.PROCESSING, Payment.created_at < now - after))
-    ).all()
-    return each_row(
-        rows,
-        lambda p: transition(
-            p,
-            S.TIMEOUT,
-            "sweeper",
-            f"no result from M-Pesa after {int(after.total_seconds() // 60)} minutes",
-            current=S.PROCESSING,
-        ),
-        record_failure,
+    return _time_out(
+        now, S.PROCESSING, after, f"no result from M-Pesa after {int(after.total_seconds() // 60)} minutes"
     )
+
+
+def _time_out(now: datetime, status: str, after: timedelta, detail: str, *where) -> int:
+    """Moves payments `status` for longer than `after` to timeout, one row at a time."""
+    rows = db.session.scalars(
+        _oldest_first(select(Payment).where(Payment.status == status, Payment.created_at < now - after, *where))
+    ).all()
+    return each_row(rows, lambda p: transition(p, S.TIMEOUT, "sweeper", detail, current=status), record_failure)
 
 
 @step("queried")
