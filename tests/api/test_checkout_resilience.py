@@ -19,7 +19,7 @@ def dead_redis() -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
 
 
-def test_a_token_cache_outage_fails_the_payment_and_frees_the_key(ctx, app, client, accounts):
+def test_a_token_cache_outage_fails_the_payment_and_frees_the_key(ctx, app, client, accounts, live_server):
     headers = {"Authorization": f"Bearer {accounts['merchant']['api_key']}", "Idempotency-Key": "order-9"}
     working = app.extensions["redis"]
     app.extensions["redis"] = dead_redis()
@@ -37,7 +37,7 @@ def test_a_token_cache_outage_fails_the_payment_and_frees_the_key(ctx, app, clie
     assert retry.status_code == 200, retry.get_json()
 
 
-def test_a_key_whose_request_died_is_claimed_again(ctx, client, accounts):
+def test_a_key_whose_request_died_is_claimed_again(ctx, client, accounts, live_server):
     merchant_id = accounts["merchant"]["id"]
     db.session.add(
         IdempotencyRecord(
@@ -74,7 +74,7 @@ def test_a_key_in_flight_is_still_refused(ctx, client, accounts):
     assert client.post("/initiate_payment", json=BODY, headers=headers).status_code == 409
 
 
-def test_keys_expire_after_their_window(ctx, app, client, accounts):
+def test_keys_expire_after_their_window(ctx, app, client, accounts, live_server):
     headers = {"Authorization": f"Bearer {accounts['merchant']['api_key']}", "Idempotency-Key": "order-old"}
     assert client.post("/initiate_payment", json=BODY, headers=headers).status_code == 200
     record = IdempotencyRecord.query.one()
