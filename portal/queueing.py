@@ -263,6 +263,15 @@ class ThreadWorker(AppWorker):
     def _install_signal_handlers(self):
         pass
 
+    # RQ's command channel (stop or kill a forked work horse) means nothing to a worker that
+    # lives for one burst in a thread of this process, and its listener thread took up to a
+    # second to join at the end of every burst: a second of latency on every job.
+    def subscribe(self):
+        pass
+
+    def unsubscribe(self):
+        pass
+
 
 class BackgroundWorker:
     """The in-process worker of embedded mode and of the tests: the same RQ jobs, the same
