@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from portal.extensions import db
 from portal.models import Payment, PaymentEvent, PaymentStatus
@@ -29,6 +29,12 @@ class Transition:
     source: str
     detail: str | None
 
+
+# Built once: the compare-and-set and the event are the hot path of every callback.
+_PAYMENTS, _EVENTS = Payment.__table__, PaymentEvent.__table__
+_STATUS = select(_PAYMENTS.c.status).where(_PAYMENTS.c.id == bindparam("_id"))
+_CAS = update(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("_id"), _PAYMENTS.c.status == bindparam("_known"))
+_EVENT = insert(_EVENTS)
 
 _SUBSCRIBERS: list[Callable[[Transition], None]] = []
 
@@ -54,7 +60,7 @@ def record_creation(payment: Payment, source: str, detail: str) -> None:
 
 
 def current_status(payment_id: int) -> str:
-    return db.session.execute(select(Payment.status).where(Payment.id == payment_id)).scalar_one()
+    return db.session.connection().execute(_STATUS, {"_id": payment_id}).scalar_one()
 
 
 def transition(
@@ -67,6 +73,7 @@ def transition(
     others get False and change nothing. The caller commits.
     """
     known = current
+    connection = db.session.connection()
     for _ in range(5):
         if known is None:
             known = current_status(payment.id)
@@ -75,22 +82,18 @@ def transition(
         values = dict(fields, status=to, updated_at=utcnow())
         if to in S.FINAL:
             values["completed_at"] = values["updated_at"]
-        done = db.session.execute(
-            update(Payment)
-            .where(Payment.id == payment.id, Payment.status == known)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        done = connection.execute(_CAS, dict(values, _id=payment.id, _known=known)).rowcount
         if done == 1:
-            db.session.execute(
-                insert(PaymentEvent).values(
-                    payment_id=payment.id,
-                    from_status=known,
-                    to_status=to,
-                    source=source,
-                    detail=detail,
-                    created_at=values["updated_at"],
-                )
+            connection.execute(
+                _EVENT,
+                {
+                    "payment_id": payment.id,
+                    "from_status": known,
+                    "to_status": to,
+                    "source": source,
+                    "detail": detail,
+                    "created_at": values["updated_at"],
+                },
             )
             if isinstance(payment, Payment) and payment in db.session:
                 db.session.expire(payment)

@@ -11,7 +11,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from portal.extensions import db
 from portal.models import Merchant, Payment, PaymentStatus
@@ -67,20 +67,35 @@ class PaymentRef:
     merchant_id: int
 
 
-_STATE = (
-    Payment.id,
-    Payment.merchant_id,
-    Payment.reference,
-    Payment.status,
-    Payment.amount,
-    Payment.phone,
-    Payment.checkout_request_id,
+_PAYMENTS = Payment.__table__
+_STATE = select(
+    _PAYMENTS.c.id,
+    _PAYMENTS.c.merchant_id,
+    _PAYMENTS.c.reference,
+    _PAYMENTS.c.status,
+    _PAYMENTS.c.amount,
+    _PAYMENTS.c.phone,
+    _PAYMENTS.c.checkout_request_id,
 )
+# Built once: these are read on every callback.
+_BY_CHECKOUT_ID = _STATE.where(_PAYMENTS.c.checkout_request_id == bindparam("key")).limit(1)
+_BY_UNACKNOWLEDGED_REFERENCE = _STATE.where(
+    _PAYMENTS.c.reference == bindparam("key"), _PAYMENTS.c.checkout_request_id.is_(None)
+).limit(1)
 
 
-def load_state(*where) -> PaymentState | None:
-    row = db.session.execute(select(*_STATE).where(*where).limit(1)).first()
+def _load_state(statement, key: str) -> PaymentState | None:
+    row = db.session.connection().execute(statement, {"key": key}).first()
     return PaymentState(*row) if row else None
+
+
+def state_by_checkout_id(checkout_request_id: str) -> PaymentState | None:
+    return _load_state(_BY_CHECKOUT_ID, checkout_request_id)
+
+
+def state_of_unacknowledged(reference: str) -> PaymentState | None:
+    """A payment whose push has no CheckoutRequestID stored yet (its answer not back, or lost)."""
+    return _load_state(_BY_UNACKNOWLEDGED_REFERENCE, reference)
 
 
 def ask_daraja(payment_id: int) -> None:

@@ -20,7 +20,8 @@ from portal.services.mpesa.stk import (
     StkResult,
     apply_stk_result,
     ask_daraja,
-    load_state,
+    state_by_checkout_id,
+    state_of_unacknowledged,
     status_for_result,
 )
 
@@ -44,9 +45,9 @@ def interpret(item: inbox.Item) -> inbox.Verdict:
     ref = item.args.get("ref")
     ref = ref if isinstance(ref, str) and REFERENCE.fullmatch(ref) else None
 
-    state = load_state(Payment.checkout_request_id == checkout_id)
+    state = state_by_checkout_id(checkout_id)
     if state is None and ref:
-        state = load_state(Payment.reference == ref, Payment.checkout_request_id.is_(None))
+        state = state_of_unacknowledged(ref)
     if state is None:
         return inbox.Verdict("orphan", "no payment has this CheckoutRequestID", provider_id=checkout_id)
     found = {"provider_id": checkout_id, "payment_id": state.id, "merchant_id": state.merchant_id}
