@@ -6,6 +6,7 @@ simulated provider answer like a real one, without spending the web process's CP
 """
 
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,14 +18,20 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 class Delaying(BaseHTTPRequestHandler):
     upstream = ""
     latency = 0.3
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real provider's front end allows
+    local = threading.local()
 
     def _forward(self) -> None:
         time.sleep(self.latency)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        # a connection per request, as the portal's Daraja client makes: no stale keep-alive to trip on
-        answer = requests.request(self.command, self.upstream + self.path, data=body, headers=headers, timeout=60)
+        if not hasattr(self.local, "http"):  # one kept-alive session per proxy thread
+            self.local.http = requests.Session()
+            self.local.http.trust_env = False
+        answer = self.local.http.request(
+            self.command, self.upstream + self.path, data=body, headers=headers, timeout=60
+        )
         self.send_response(answer.status_code)
         for k, v in answer.headers.items():
             if k.lower() not in HOP_BY_HOP:

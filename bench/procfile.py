@@ -130,6 +130,14 @@ def session_cpu_seconds(sid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time (user + system, all cores) the whole machine has spent so far: /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    busy = sum(fields[:3]) + sum(fields[5:8])  # user, nice, system, irq, softirq, steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
@@ -183,6 +191,7 @@ def fire(n: int, request, clients: int) -> list:
     def one(i):
         if not hasattr(local, "session"):
             local.session = requests.Session()
+            local.session.trust_env = False  # the load generator skips the environment scan per request
         return request(local.session, i)
 
     with ThreadPoolExecutor(clients) as pool:

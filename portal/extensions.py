@@ -1,6 +1,8 @@
 """Unbound extension singletons; create_app() binds them. Nothing here connects. And the app's
 JSON provider, which every `request.get_json()` goes through."""
 
+from contextlib import contextmanager
+
 from flask.json.provider import DefaultJSONProvider
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -23,6 +25,19 @@ migrate = Migrate()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 csrf = CSRFProtect()
+
+
+@contextmanager
+def loaded_after_commit():
+    """Commits inside the block leave the session's objects loaded instead of expired: for a
+    hot path that knows what it wrote (services.transitions keeps a Payment it moves up to
+    date) and should not read its own row back afterwards."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        yield
+    finally:
+        session.expire_on_commit = True
 
 
 class StrictJSONProvider(DefaultJSONProvider):

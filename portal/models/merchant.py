@@ -115,4 +115,9 @@ class ApiKey(MerchantScoped, db.Model):
 
     @classmethod
     def find_active(cls, key: str) -> "ApiKey | None":
-        return cls.query.filter_by(key_hash=hash_api_key(key), revoked_at=None).first()
+        """The key with its merchant, in one statement (every API request asks)."""
+        return (
+            cls.query.options(db.joinedload(cls.merchant))
+            .filter_by(key_hash=hash_api_key(key), revoked_at=None)
+            .first()
+        )

@@ -9,6 +9,7 @@ import redis
 import requests
 import urllib3
 
+from portal.providers.http import session_for
 from portal.timeutil import daraja_timestamp
 
 TOKEN_MARGIN = 300  # refresh this many seconds before Daraja says the token expires
@@ -87,7 +88,7 @@ class DarajaClient:
         self.timeout = (min(5.0, timeout), timeout)
         self.transaction_type = transaction_type
         self.party_b = party_b or shortcode
-        self.http = session or requests.Session()
+        self.http = session or session_for(self.base_url)
         fingerprint = hashlib.sha256(f"{self.base_url}|{consumer_key}|{consumer_secret}".encode()).hexdigest()
         self._token_key = f"daraja:token:{fingerprint}"
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from portal.extensions import db
 from portal.models import Payment, PaymentEvent, PaymentStatus
@@ -96,7 +97,8 @@ def transition(
                 },
             )
             if isinstance(payment, Payment) and payment in db.session:
-                db.session.expire(payment)
+                for name, value in values.items():  # what the row now holds, without reading it back
+                    set_committed_value(payment, name, value)
             _publish(Transition(payment.id, payment.merchant_id, known, to, source, detail))
             return True
         known = None  # somebody moved it first: read again and decide again

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
 
-from portal.extensions import db
+from portal.extensions import db, loaded_after_commit
 from portal.models import Merchant, Payment, PaymentStatus
 from portal.providers.daraja import DarajaError, DarajaUnavailable
 from portal.queueing import enqueue
@@ -59,12 +59,6 @@ class PaymentState:
     amount: int
     phone: str | None
     checkout_request_id: str | None
-
-
-@dataclass(frozen=True)
-class PaymentRef:
-    id: int
-    merchant_id: int
 
 
 _PAYMENTS = Payment.__table__
@@ -148,81 +142,81 @@ def initiate_stk_push(
     client = daraja_for(merchant)
     if amount <= 0 or amount % 100:
         raise ValueError("M-Pesa amounts are whole shillings")
-    payment = Payment(
-        merchant_id=merchant.id,
-        reference=new_reference(),
-        rail="mpesa",
-        kind="stk_push",
-        status=S.PENDING,
-        amount=amount,
-        currency="KES",
-        phone=phone,
-        account_reference=account_reference,
-        description=description,
-        api=api,
-        idempotency_key=idempotency_key,
-        meta={},
-    )
-    db.session.add(payment)
-    db.session.flush()
-    record_creation(payment, source, f"STK push requested through the {api} API")
-    callback_url = stk_callback_url(payment)
-    ident = PaymentRef(payment.id, payment.merchant_id)  # what transitions need, without reloading the row
-    db.session.commit()  # the row exists before Daraja can possibly call back
-
-    try:
-        ack = client.stk_push(phone, amount // 100, callback_url, account_reference, description)
-    except DarajaError as exc:
-        transition(
-            ident,
-            S.FAILED,
-            source,
-            f"Daraja refused the push: {exc.error_code} {exc.error_message}",
-            current=S.PENDING,
-            result_code=exc.error_code[:16],
-            result_desc=exc.error_message,
+    # The payment keeps what this function writes to it: the answer needs no read-back.
+    with loaded_after_commit():
+        payment = Payment(
+            merchant_id=merchant.id,
+            reference=new_reference(),
+            rail="mpesa",
+            kind="stk_push",
+            status=S.PENDING,
+            amount=amount,
+            currency="KES",
+            phone=phone,
+            account_reference=account_reference,
+            description=description,
+            api=api,
+            idempotency_key=idempotency_key,
+            meta={},
         )
-        db.session.commit()
-        if exc.subscriber_locked:
-            raise SubscriberBusy(exc.error_message) from exc
-        if exc.retryable:
-            raise ProviderUnavailable(exc.error_message) from exc
-        raise ProviderRejected(exc.error_code, exc.error_message) from exc
-    except DarajaUnavailable as exc:
-        if exc.maybe_sent:
-            _unknown(ident, source, f"push outcome unknown: {exc}")
+        db.session.add(payment)
+        db.session.flush()
+        record_creation(payment, source, f"STK push requested through the {api} API")
+        callback_url = stk_callback_url(payment)
+        db.session.commit()  # the row exists before Daraja can possibly call back
+
+        try:
+            ack = client.stk_push(phone, amount // 100, callback_url, account_reference, description)
+        except DarajaError as exc:
+            transition(
+                payment,
+                S.FAILED,
+                source,
+                f"Daraja refused the push: {exc.error_code} {exc.error_message}",
+                current=S.PENDING,
+                result_code=exc.error_code[:16],
+                result_desc=exc.error_message,
+            )
+            db.session.commit()
+            if exc.subscriber_locked:
+                raise SubscriberBusy(exc.error_message) from exc
+            if exc.retryable:
+                raise ProviderUnavailable(exc.error_message) from exc
+            raise ProviderRejected(exc.error_code, exc.error_message) from exc
+        except DarajaUnavailable as exc:
+            if exc.maybe_sent:
+                _unknown(payment, source, f"push outcome unknown: {exc}")
+                raise OutcomeUnknown(payment) from exc
+            detail = f"Daraja unreachable: {exc}"
+            transition(payment, S.FAILED, source, detail, current=S.PENDING, result_desc="M-Pesa unreachable")
+            db.session.commit()
+            raise ProviderUnavailable(str(exc)) from exc
+        except Exception as exc:  # a bug or an outage of ours mid-push: never leave it pending unexplained
+            db.session.rollback()
+            log.exception("STK push for payment %s failed unexpectedly", payment.id)
+            _unknown(
+                payment,
+                source,
+                f"push interrupted by an internal error ({exc.__class__.__name__}); "
+                "the outcome is unknown until M-Pesa reports it",
+            )
             raise OutcomeUnknown(payment) from exc
+
         transition(
-            ident, S.FAILED, source, f"Daraja unreachable: {exc}", current=S.PENDING, result_desc="M-Pesa unreachable"
+            payment,
+            S.PROCESSING,
+            source,
+            ack.customer_message,
+            current=S.PENDING,
+            checkout_request_id=ack.checkout_request_id,
+            merchant_request_id=ack.merchant_request_id,
+            customer_message=ack.customer_message,
         )
         db.session.commit()
-        raise ProviderUnavailable(str(exc)) from exc
-    except Exception as exc:  # a bug or an outage of ours mid-push: never leave it pending unexplained
-        db.session.rollback()
-        log.exception("STK push for payment %s failed unexpectedly", payment.id)
-        _unknown(
-            ident,
-            source,
-            f"push interrupted by an internal error ({exc.__class__.__name__}); "
-            "the outcome is unknown until M-Pesa reports it",
-        )
-        raise OutcomeUnknown(payment) from exc
+        from portal.services.mpesa.stk_inbox import replay_orphans  # a callback may have beaten the ack here
 
-    transition(
-        ident,
-        S.PROCESSING,
-        source,
-        ack.customer_message,
-        current=S.PENDING,
-        checkout_request_id=ack.checkout_request_id,
-        merchant_request_id=ack.merchant_request_id,
-        customer_message=ack.customer_message,
-    )
-    db.session.commit()
-    from portal.services.mpesa.stk_inbox import replay_orphans  # a callback may have beaten the ack here
-
-    replay_orphans(ack.checkout_request_id)
-    return payment
+        replay_orphans(ack.checkout_request_id)
+        return payment
 
 
 def _unknown(payment, source: str, detail: str) -> None:

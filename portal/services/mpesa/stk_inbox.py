@@ -10,7 +10,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from portal.extensions import db
 from portal.models import Callback, Payment, PaymentStatus
@@ -90,22 +90,30 @@ def interpret(item: inbox.Item) -> inbox.Verdict:
     return inbox.Verdict("rejected", f"payment is already {state.status}; result ignored", status=state.status, **found)
 
 
+_ORPHANS = (
+    select(Callback.__table__.c.id)
+    .where(
+        Callback.__table__.c.provider == "daraja",
+        Callback.__table__.c.kind == "stk",
+        Callback.__table__.c.provider_id == bindparam("checkout_request_id"),
+        Callback.__table__.c.outcome == "orphan",
+    )
+    .order_by(Callback.__table__.c.id)
+)  # built once: every push asks, and the answer is nearly always none
+
+
 def replay_orphans(checkout_request_id: str) -> None:
     """Re-reads callbacks that arrived before their payment knew its CheckoutRequestID."""
-    rows = (
-        db.session.execute(
-            select(Callback).where(
-                Callback.provider == "daraja",
-                Callback.kind == "stk",
-                Callback.provider_id == checkout_request_id,
-                Callback.outcome == "orphan",
-            )
-        )
+    solo = None if db.session().in_transaction() else {"isolation_level": "AUTOCOMMIT"}  # no BEGIN, no ROLLBACK
+    found = (
+        db.session.connection(execution_options=solo)
+        .execute(_ORPHANS, {"checkout_request_id": checkout_request_id})
         .scalars()
         .all()
     )
-    for cb in rows:
-        inbox.reread(cb)
+    db.session.commit()  # hands the connection back (and its isolation level)
+    for ident in found:
+        inbox.reread(db.session.get(Callback, ident))
 
 
 def _after(result: StkResult) -> str:
