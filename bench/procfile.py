@@ -115,19 +115,30 @@ class Procfile:
         self.stop()
 
 
-def session_cpu_seconds(sid: int) -> float:
-    """CPU time (user + system) so far of the live processes in session `sid`."""
+def _cpu_seconds(wanted) -> float:
+    """CPU time (user + system) so far of the live processes for which wanted(name, session) holds."""
     ticks = 0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rpartition(")")[2].split()
+                    name, _, rest = f.read().partition(" (")[2].rpartition(")")
             except OSError:
                 continue
-            if int(fields[3]) == sid:  # fields: state, ppid, pgrp, session, ..., utime, stime at 11, 12
+            fields = rest.split()  # state, ppid, pgrp, session, ..., utime and stime at 11 and 12
+            if wanted(name, int(fields[3])):
                 ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def session_cpu_seconds(sid: int) -> float:
+    """CPU time so far of the live processes in session `sid`."""
+    return _cpu_seconds(lambda _name, session: session == sid)
+
+
+def command_cpu_seconds(command: str) -> float:
+    """CPU time so far of the live processes named `command` (postgres, redis-server)."""
+    return _cpu_seconds(lambda name, _session: name == command)
 
 
 def machine_cpu_seconds() -> float:

@@ -23,6 +23,7 @@ import requests  # noqa: E402
 from bench.procfile import (  # noqa: E402
     ROOT,
     Procfile,
+    command_cpu_seconds,
     fire,
     free_port,
     fresh_database,
@@ -111,6 +112,8 @@ def main() -> None:
                 "sandbox": served.cpu_seconds("sandbox"),
                 "proxy": session_cpu_seconds(proxy.pid),
                 "clients": time.process_time(),
+                "postgres": command_cpu_seconds("postgres"),
+                "redis": command_cpu_seconds("redis-server"),
                 "machine": machine_cpu_seconds(),
             }
             started = time.perf_counter()
@@ -121,9 +124,11 @@ def main() -> None:
                 "sandbox": served.cpu_seconds("sandbox") - cpu["sandbox"],
                 "proxy": session_cpu_seconds(proxy.pid) - cpu["proxy"],
                 "clients": time.process_time() - cpu["clients"],
+                "postgres": command_cpu_seconds("postgres") - cpu["postgres"],
+                "redis": command_cpu_seconds("redis-server") - cpu["redis"],
                 "machine": machine_cpu_seconds() - cpu["machine"],
             }
-            cpu["rest"] = cpu.pop("machine") - sum(cpu.values())  # PostgreSQL, Redis, the kernel's share
+            cpu["rest"] = cpu.pop("machine") - sum(cpu.values())  # the kernel's share, other processes
     finally:
         proxy.terminate()
         proxy.wait()

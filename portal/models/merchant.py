@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from functools import cache
 
 from flask import abort, current_app
 from flask_login import UserMixin
@@ -116,8 +117,15 @@ class ApiKey(MerchantScoped, db.Model):
     @classmethod
     def find_active(cls, key: str) -> "ApiKey | None":
         """The key with its merchant, in one statement (every API request asks)."""
-        return (
-            cls.query.options(db.joinedload(cls.merchant))
-            .filter_by(key_hash=hash_api_key(key), revoked_at=None)
-            .first()
-        )
+        return db.session.execute(_active_key_query(), {"key_hash": hash_api_key(key)}).scalars().first()
+
+
+@cache
+def _active_key_query():
+    """Built once, on first use (the mappers are configured by then)."""
+    return (
+        db.select(ApiKey)
+        .options(db.joinedload(ApiKey.merchant))
+        .where(ApiKey.key_hash == db.bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+        .limit(1)
+    )

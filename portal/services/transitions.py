@@ -53,9 +53,17 @@ def _publish(t: Transition) -> None:
 
 
 def record_creation(payment: Payment, source: str, detail: str) -> None:
-    """The first event of a payment just added and flushed. The caller commits."""
-    db.session.add(
-        PaymentEvent(payment_id=payment.id, from_status=None, to_status=payment.status, source=source, detail=detail)
+    """The first event of a payment just inserted. The caller commits."""
+    db.session.connection().execute(
+        _EVENT,
+        {
+            "payment_id": payment.id,
+            "from_status": None,
+            "to_status": payment.status,
+            "source": source,
+            "detail": detail,
+            "created_at": payment.created_at,
+        },
     )
     _publish(Transition(payment.id, payment.merchant_id, None, payment.status, source, detail))
 

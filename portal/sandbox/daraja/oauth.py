@@ -7,6 +7,8 @@ import secrets
 import string
 from datetime import timedelta
 
+from sqlalchemy import bindparam, select
+
 from portal.extensions import db
 from portal.models import SandboxApp, SandboxToken
 from portal.sandbox.daraja.errors import SimError
@@ -46,7 +48,15 @@ def issue_token(authorization: str | None) -> SandboxToken:
 def check_bearer(authorization: str | None) -> SandboxApp:
     """The app the bearer token was issued to; SimError 404 for a missing, unknown or expired token."""
     token = (authorization or "")[7:].strip() if (authorization or "").startswith("Bearer ") else ""
-    row = SandboxToken.query.filter_by(token=token).first() if token else None
-    if row is None or row.expires_at <= utcnow():
+    app = db.session.execute(_BEARER, {"token": token, "now": utcnow()}).scalars().first() if token else None
+    if app is None:
         raise SimError(404, "404.001.03", "Invalid Access Token")
-    return db.session.get(SandboxApp, row.app_id)
+    return app
+
+
+_BEARER = (  # every simulated API call asks: one statement, built once
+    select(SandboxApp)
+    .join(SandboxToken, SandboxToken.app_id == SandboxApp.id)
+    .where(SandboxToken.token == bindparam("token"), SandboxToken.expires_at > bindparam("now"))
+    .limit(1)
+)

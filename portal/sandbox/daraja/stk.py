@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from portal.extensions import db
+from portal.extensions import db, loaded_after_commit
 from portal.models import SandboxApp, SandboxStkRequest
 from portal.queueing import enqueue, get_redis
 from portal.sandbox import delivery
@@ -154,10 +154,9 @@ def push(body: dict, app: SandboxApp | None = None) -> SandboxStkRequest:
     interactive = is_attended(phone)
     delay = prompt_timeout() if interactive else float(current_app.config["SANDBOX_CALLBACK_DELAY"])
     planned = TIMED_OUT if interactive else planned_outcome(phone, fields["amount"])
-    overdue = SandboxStkRequest.query.filter(
-        SandboxStkRequest.open_phone == phone, SandboxStkRequest.resolve_at <= now
-    ).first()
+    overdue = db.session.execute(_OVERDUE, {"phone": phone, "now": now}).scalar()
     if overdue is not None:  # its job was lost: the prompt has timed out all the same
+        overdue = db.session.get(SandboxStkRequest, overdue)
         _schedule_resolution(overdue, 0)  # sent with resolve()'s commit: delivers its callback
         resolve(overdue)
     req = SandboxStkRequest(
@@ -188,8 +187,16 @@ def push(body: dict, app: SandboxApp | None = None) -> SandboxStkRequest:
             "Unable to lock subscriber, a transaction is already in process for the current subscriber",
         ) from None
     _schedule_resolution(req, delay)
-    db.session.commit()
+    with loaded_after_commit():  # the answer is made of what was just written: no read-back
+        db.session.commit()
     return req
+
+
+_OVERDUE = (  # asked on every push: built once
+    select(SandboxStkRequest.id)
+    .where(SandboxStkRequest.open_phone == bindparam("phone"), SandboxStkRequest.resolve_at <= bindparam("now"))
+    .limit(1)
+)
 
 
 def _schedule_resolution(req: SandboxStkRequest, delay: float, *, again: bool = False) -> None:
