@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sqlalchemy import event, insert, text  # noqa: E402
 
-from bench.procfile import Procfile, fire, fresh_database  # noqa: E402
+from bench.procfile import CpuMeter, Procfile, fire, fresh_database, per_operation  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import Payment  # noqa: E402
@@ -186,9 +186,10 @@ def main() -> None:
     with Procfile(env, names=["web"]) as served:
         base = served.web_url
         rate(200, lambda s, i: s.get(base + "/health", timeout=60).status_code)  # warm-up: pools, imports
-        cpu = served.cpu_seconds("web")
+        meter = CpuMeter(served).start()
         trivial = rate(len(posts), lambda s, i: s.get(base + "/health", timeout=60).status_code)
-        cpu_trivial, cpu = served.cpu_seconds("web") - cpu, served.cpu_seconds("web")
+        cpu_trivial = meter.stop()
+        meter.start()
         ingest = rate(
             len(posts),
             lambda s, i: (
@@ -197,14 +198,12 @@ def main() -> None:
                 ).status_code
             ),
         )
-        cpu_ingest = served.cpu_seconds("web") - cpu
+        cpu_ingest = meter.stop()
     print(f"trivial route (GET /health): {trivial:8.1f} requests/s")
     print(f"callback ingest:             {ingest:8.1f} callbacks/s")
     print(f"ratio ingest / trivial:      {ingest / trivial:8.2f}   (target >= {TARGET:.2f})")
-    print(
-        f"web CPU per request:         {cpu_ingest * 1000 / len(posts):8.1f} ms a callback, "
-        f"{cpu_trivial * 1000 / len(posts):.1f} ms a GET /health"
-    )
+    print(f"CPU per GET /health:  {per_operation(cpu_trivial, len(posts))}")
+    print(f"CPU per callback:     {per_operation(cpu_ingest, len(posts))}")
     check(app, payments, PAYMENTS // 4)
     first, duplicate = statements_per_callback(app, merchant_id)
     print(f"SQL statements: {first} for a callback, {duplicate} for its duplicate")

@@ -149,6 +149,41 @@ def machine_cpu_seconds() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
+class CpuMeter:
+    """CPU seconds spent between start() and stop() by each part of the machine: the Procfile's
+    processes, extra sessions (a proxy), this process (the clients), PostgreSQL, Redis, and
+    the rest (the kernel's share, anything else)."""
+
+    def __init__(self, served: "Procfile", sessions: dict | None = None):
+        self.served, self.sessions = served, sessions or {}
+
+    def _read(self) -> dict:
+        parts = {name: self.served.cpu_seconds(name) for name in self.served.procs}
+        parts.update({name: session_cpu_seconds(sid) for name, sid in self.sessions.items()})
+        parts.update(
+            clients=time.process_time(),
+            postgres=command_cpu_seconds("postgres"),
+            redis=command_cpu_seconds("redis-server"),
+        )
+        parts["machine"] = machine_cpu_seconds()
+        return parts
+
+    def start(self) -> "CpuMeter":
+        self._started = self._read()
+        return self
+
+    def stop(self) -> dict:
+        now = self._read()
+        spent = {name: now[name] - self._started[name] for name in now}
+        spent["rest"] = spent.pop("machine") - sum(spent.values())
+        return spent
+
+
+def per_operation(spent: dict, operations: int) -> str:
+    """'web 2.1 ms, postgres 0.4 ms, ...' for CPU seconds spent over `operations`."""
+    return ", ".join(f"{name} {seconds * 1000 / operations:.1f} ms" for name, seconds in spent.items())
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)

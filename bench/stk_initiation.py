@@ -20,16 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 
-from bench.procfile import (  # noqa: E402
-    ROOT,
-    Procfile,
-    command_cpu_seconds,
-    fire,
-    free_port,
-    fresh_database,
-    machine_cpu_seconds,
-    session_cpu_seconds,
-)
+from bench.procfile import ROOT, CpuMeter, Procfile, fire, free_port, fresh_database, per_operation  # noqa: E402
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "64"))
 LATENCY = float(os.environ.get("BENCH_LATENCY", "0.3"))
@@ -107,28 +98,11 @@ def main() -> None:
             )
             requests.get(f"http://127.0.0.1:{proxy_port}/", timeout=30)  # the proxy is up
             warm = fire(CLIENTS, initiate, CLIENTS)  # pools, imports, the OAuth token
-            cpu = {
-                "web": served.cpu_seconds("web"),
-                "sandbox": served.cpu_seconds("sandbox"),
-                "proxy": session_cpu_seconds(proxy.pid),
-                "clients": time.process_time(),
-                "postgres": command_cpu_seconds("postgres"),
-                "redis": command_cpu_seconds("redis-server"),
-                "machine": machine_cpu_seconds(),
-            }
+            meter = CpuMeter(served, {"proxy": proxy.pid}).start()
             started = time.perf_counter()
             answers = fire(INITIATIONS, initiate, CLIENTS)
             elapsed = time.perf_counter() - started
-            cpu = {
-                "web": served.cpu_seconds("web") - cpu["web"],
-                "sandbox": served.cpu_seconds("sandbox") - cpu["sandbox"],
-                "proxy": session_cpu_seconds(proxy.pid) - cpu["proxy"],
-                "clients": time.process_time() - cpu["clients"],
-                "postgres": command_cpu_seconds("postgres") - cpu["postgres"],
-                "redis": command_cpu_seconds("redis-server") - cpu["redis"],
-                "machine": machine_cpu_seconds() - cpu["machine"],
-            }
-            cpu["rest"] = cpu.pop("machine") - sum(cpu.values())  # the kernel's share, other processes
+            spent = meter.stop()
     finally:
         proxy.terminate()
         proxy.wait()
@@ -139,13 +113,12 @@ def main() -> None:
     print(f"initiations:            {rate:8.1f} /s")
     print(f"ideal (clients/latency): {ideal:7.1f} /s")
     print(f"ratio rate / ideal:      {rate / ideal:7.2f}   (target >= {TARGET:.2f})")
-    per = {name: seconds * 1000 / INITIATIONS for name, seconds in cpu.items()}
+    ceiling = os.cpu_count() / (sum(spent.values()) / INITIATIONS)
+    web_alone = os.cpu_count() / ((spent["web"] + spent["sandbox"]) / INITIATIONS)
+    print(f"CPU per initiation:      {per_operation(spent, INITIATIONS)}")
     print(
-        "CPU per initiation:      "
-        + ", ".join(f"{name} {ms:.1f} ms" for name, ms in per.items())
-        + f"; at this CPU per initiation all {os.cpu_count()} cores allow "
-        f"{os.cpu_count() * 1000 / sum(per.values()):.0f} /s, web + sandbox alone "
-        f"{os.cpu_count() * 1000 / (per['web'] + per['sandbox']):.0f} /s"
+        f"the {os.cpu_count()} cores at this CPU per initiation allow {ceiling:.0f} /s (the rate is "
+        f"{rate / ceiling:.2f} of that); web and sandbox with the cores to themselves {web_alone:.0f} /s"
     )
     check(len(warm) + INITIATIONS)
 
