@@ -110,7 +110,7 @@ def test_postgres_pool_is_sized_by_settings_and_never_pre_pings(environ):
     environ.setenv("DATABASE_URL", "postgresql://u@db/portal")
     environ.setenv("DB_POOL_SIZE", "24")
     options = load(env_file=None)["SQLALCHEMY_ENGINE_OPTIONS"]
-    assert options["pool_size"] == 24 and options["max_overflow"] == 30 and options["pool_recycle"] == 1800
+    assert options["pool_size"] == 24 and options["max_overflow"] == 0 and options["pool_recycle"] == 1800
     assert "pool_pre_ping" not in options
 
 

@@ -31,7 +31,8 @@ def clean(text: str | None, limit: int | None = None) -> str | None:
     """`text` without what a text column refuses (NUL, lone surrogates), cut to `limit`."""
     if text is None:
         return None
-    text = _UNSTORABLE.sub("\ufffd", text)
+    if not (text.isascii() and text.isprintable()):  # the usual header or query string needs no scan
+        text = _UNSTORABLE.sub("\ufffd", text)
     return text[:limit] if limit else text
 
 
