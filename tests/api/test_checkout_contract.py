@@ -224,6 +224,18 @@ def test_health_checks_are_never_rate_limited(app, api, client, limits_on):
         assert {client.get(rule).status_code for _ in range(150)} <= {200, 503}, rule
 
 
+def test_provider_callbacks_are_never_rate_limited(app, api, limits_on):
+    """Safaricom's callbacks all come from a few addresses: a budget per IP would refuse
+    customers' results. Even after this address used up the API's budget, every copy is taken."""
+    codes = [api.get("/transactions").status_code for _ in range(101)]
+    assert codes[-1] == 429
+    for path in ("/callback", "/api/mpesa/callback/stk", "/api/payments/mpesa/callback"):
+        answers = {
+            api.post(path, data=b"{}", headers={"Content-Type": "application/json"}).status_code for _ in range(120)
+        }
+        assert answers == {200}, path
+
+
 @pytest.mark.parametrize("reference", ["Order123\n", "", "x" * 13, "-leading", "Ordér"])
 def test_account_reference_must_fit_on_the_prompt(api, reference):
     found = details(initiate(api, account_reference=reference))
