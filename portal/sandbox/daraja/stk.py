@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from portal.extensions import db, loaded_after_commit
+from portal.extensions import db, insert_loaded, loaded_after_commit
 from portal.models import SandboxApp, SandboxStkRequest
 from portal.queueing import enqueue, get_redis
 from portal.sandbox import delivery
@@ -154,12 +154,7 @@ def push(body: dict, app: SandboxApp | None = None) -> SandboxStkRequest:
     interactive = is_attended(phone)
     delay = prompt_timeout() if interactive else float(current_app.config["SANDBOX_CALLBACK_DELAY"])
     planned = TIMED_OUT if interactive else planned_outcome(phone, fields["amount"])
-    overdue = db.session.execute(_OVERDUE, {"phone": phone, "now": now}).scalar()
-    if overdue is not None:  # its job was lost: the prompt has timed out all the same
-        overdue = db.session.get(SandboxStkRequest, overdue)
-        _schedule_resolution(overdue, 0)  # sent with resolve()'s commit: delivers its callback
-        resolve(overdue)
-    req = SandboxStkRequest(
+    fields = dict(
         checkout_request_id=_checkout_request_id(phone),
         merchant_request_id=_request_id(),
         shortcode=fields["shortcode"],
@@ -176,23 +171,35 @@ def push(body: dict, app: SandboxApp | None = None) -> SandboxStkRequest:
         send_callback=not phone.endswith(NO_CALLBACK),
         resolve_at=now + timedelta(seconds=delay),
     )
-    db.session.add(req)
     try:
-        db.session.flush()
+        req = insert_loaded(SandboxStkRequest, **fields)
     except IntegrityError:  # open_phone is unique: this subscriber already has a prompt open
         db.session.rollback()
-        raise SimError(
-            500,
-            "500.001.1001",
-            "Unable to lock subscriber, a transaction is already in process for the current subscriber",
-        ) from None
+        overdue = db.session.execute(_OVERDUE, {"phone": phone, "now": now}).scalar()
+        if overdue is None:
+            raise _subscriber_busy() from None
+        # its job was lost: the prompt has timed out all the same, and its callback goes out
+        overdue = db.session.get(SandboxStkRequest, overdue)
+        _schedule_resolution(overdue, 0)  # sent with resolve()'s commit
+        resolve(overdue)
+        try:
+            req = insert_loaded(SandboxStkRequest, **fields)
+        except IntegrityError:  # another push took the freed phone first
+            db.session.rollback()
+            raise _subscriber_busy() from None
     _schedule_resolution(req, delay)
     with loaded_after_commit():  # the answer is made of what was just written: no read-back
         db.session.commit()
     return req
 
 
-_OVERDUE = (  # asked on every push: built once
+def _subscriber_busy() -> SimError:
+    return SimError(
+        500, "500.001.1001", "Unable to lock subscriber, a transaction is already in process for the current subscriber"
+    )
+
+
+_OVERDUE = (  # the phone's open prompt, if its time is up: built once
     select(SandboxStkRequest.id)
     .where(SandboxStkRequest.open_phone == bindparam("phone"), SandboxStkRequest.resolve_at <= bindparam("now"))
     .limit(1)

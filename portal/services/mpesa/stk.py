@@ -10,12 +10,10 @@ answer to an STK query, never from a callback alone.
 import logging
 import secrets
 from dataclasses import dataclass
-from functools import cache
 
-from sqlalchemy import bindparam, insert, select
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import bindparam, select
 
-from portal.extensions import db, loaded_after_commit
+from portal.extensions import db, insert_loaded, loaded_after_commit
 from portal.models import Merchant, Payment, PaymentStatus
 from portal.providers.daraja import DarajaError, DarajaUnavailable
 from portal.queueing import enqueue
@@ -146,7 +144,8 @@ def initiate_stk_push(
         raise ValueError("M-Pesa amounts are whole shillings")
     # The payment keeps what this function writes to it: the answer needs no read-back.
     with loaded_after_commit():
-        payment = _create_payment(
+        payment = insert_loaded(
+            Payment,
             merchant_id=merchant.id,
             reference=new_reference(),
             rail="mpesa",
@@ -217,29 +216,6 @@ def initiate_stk_push(
 
         replay_orphans(ack.checkout_request_id)
         return payment
-
-
-@cache
-def _attribute_columns() -> dict[str, str]:
-    """Payment's attribute names -> their columns' keys (`meta` is stored in `metadata`)."""
-    return {attr.key: attr.columns[0].key for attr in Payment.__mapper__.column_attrs}
-
-
-_CREATE = insert(_PAYMENTS).returning(_PAYMENTS.c.id)
-
-
-def _create_payment(**fields) -> Payment:
-    """One INSERT ... RETURNING id, and the Payment as a query would have loaded it: every
-    attribute set, so nothing is read back, and no unit-of-work flush on the hot path."""
-    now = utcnow()
-    columns = _attribute_columns()
-    attrs = dict.fromkeys(columns, None) | {"created_at": now, "updated_at": now} | fields
-    del attrs["id"]
-    row = {columns[name]: value for name, value in attrs.items()}
-    payment = Payment(id=db.session.connection().execute(_CREATE, row).scalar_one(), **attrs)
-    make_transient_to_detached(payment)
-    db.session.add(payment)  # persistent, as loaded: nothing to insert
-    return payment
 
 
 def _unknown(payment, source: str, detail: str) -> None:
