@@ -46,7 +46,13 @@ def insert_loaded(model, **fields):
     """Adds a `model` row by one `INSERT ... RETURNING id` and returns the instance as a query
     would have loaded it: every attribute set (the columns' Python defaults applied), so it is
     never read back, and no unit-of-work flush runs. For hot paths that create one row."""
-    table = model.__table__
+    attrs, row = loaded_row(model, fields)
+    return attach_loaded(model, db.session.connection().execute(_inserting(model.__table__), row).scalar_one(), attrs)
+
+
+def loaded_row(model, fields: dict) -> tuple[dict, dict]:
+    """`fields` completed with the columns' Python defaults (None where there is none): by
+    attribute name, and by column key for an INSERT."""
     attrs = {}
     for attr in model.__mapper__.column_attrs:
         column = attr.columns[0]
@@ -61,10 +67,14 @@ def insert_loaded(model, **fields):
         else:
             attrs[attr.key] = None
     row = {model.__mapper__.get_property(name).columns[0].key: value for name, value in attrs.items()}
-    ident = db.session.connection().execute(_inserting(table), row).scalar_one()
+    return attrs, row
+
+
+def attach_loaded(model, ident: int, attrs: dict):
+    """The instance of a row just inserted with `attrs`, persistent in the session as if loaded."""
     instance = model(id=ident, **attrs)
     make_transient_to_detached(instance)
-    db.session.add(instance)  # persistent, as loaded: nothing left to insert
+    db.session.add(instance)  # nothing left to insert
     return instance
 
 

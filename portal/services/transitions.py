@@ -9,12 +9,12 @@ customer paid); whoever asks for that must have had the provider confirm it firs
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from portal.extensions import db
+from portal.extensions import attach_loaded, db, loaded_row
 from portal.models import Payment, PaymentEvent, PaymentStatus
 from portal.timeutil import utcnow
 
@@ -72,20 +72,40 @@ def _publish(t: Transition) -> None:
         listener(t)
 
 
-def record_creation(payment: Payment, source: str, detail: str) -> None:
-    """The first event of a payment just inserted. The caller commits."""
-    db.session.connection().execute(
-        _EVENT,
-        {
-            "payment_id": payment.id,
-            "from_status": None,
-            "to_status": payment.status,
-            "source": source,
-            "detail": detail,
-            "created_at": payment.created_at,
-        },
-    )
+def create_payment(source: str, detail: str, **fields) -> Payment:
+    """Inserts a payment and its first event (on PostgreSQL as one statement) and returns it
+    as loaded: nothing is read back. The caller commits."""
+    connection = db.session.connection()
+    attrs, row = loaded_row(Payment, fields)
+    event = {"from_status": None, "to_status": attrs["status"], "source": source, "detail": detail}
+    if connection.dialect.name == "postgresql":
+        params = {f"p_{key}": value for key, value in row.items()}
+        params.update({f"e_{name}": value for name, value in event.items()})
+        payment = attach_loaded(Payment, connection.execute(_create_with_event(), params).scalar_one(), attrs)
+    else:
+        payment = attach_loaded(Payment, connection.execute(_CREATE, row).scalar_one(), attrs)
+        connection.execute(_EVENT, dict(event, payment_id=payment.id, created_at=payment.created_at))
     _publish(Transition(payment.id, payment.merchant_id, None, payment.status, source, detail))
+    return payment
+
+
+_CREATE = insert(_PAYMENTS).returning(_PAYMENTS.c.id)
+
+
+@cache
+def _create_with_event():
+    """PostgreSQL: a payment and its first event in one statement (a data-modifying CTE),
+    returning the payment's id."""
+    keys = [column.key for column in _PAYMENTS.c if not column.primary_key]
+    created = (
+        insert(_PAYMENTS)
+        .values({key: bindparam(f"p_{key}", type_=_PAYMENTS.c[key].type) for key in keys})
+        .returning(_PAYMENTS.c.id, _PAYMENTS.c.created_at)
+        .cte("created")
+    )
+    event = [bindparam(f"e_{name}", type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS[1:5]]
+    chosen = select(created.c.id, *event, created.c.created_at)
+    return insert(_EVENTS).from_select(list(_EVENT_COLUMNS), chosen).returning(_EVENTS.c.payment_id)
 
 
 def current_status(payment_id: int) -> str:

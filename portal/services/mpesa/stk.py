@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
 
-from portal.extensions import db, insert_loaded, loaded_after_commit
+from portal.extensions import db, loaded_after_commit
 from portal.models import Merchant, Payment, PaymentStatus
 from portal.providers.daraja import DarajaError, DarajaUnavailable
 from portal.queueing import enqueue
 from portal.services.errors import OutcomeUnknown, ProviderRejected, ProviderUnavailable, SubscriberBusy
 from portal.services.links import stk_callback_url
 from portal.services.mpesa.client import daraja_for
-from portal.services.transitions import record_creation, transition
+from portal.services.transitions import create_payment, transition
 from portal.timeutil import utcnow
 
 S = PaymentStatus
@@ -144,8 +144,9 @@ def initiate_stk_push(
         raise ValueError("M-Pesa amounts are whole shillings")
     # The payment keeps what this function writes to it: the answer needs no read-back.
     with loaded_after_commit():
-        payment = insert_loaded(
-            Payment,
+        payment = create_payment(
+            source,
+            f"STK push requested through the {api} API",
             merchant_id=merchant.id,
             reference=new_reference(),
             rail="mpesa",
@@ -160,7 +161,6 @@ def initiate_stk_push(
             idempotency_key=idempotency_key,
             meta={},
         )
-        record_creation(payment, source, f"STK push requested through the {api} API")
         callback_url = stk_callback_url(payment)
         db.session.commit()  # the row exists before Daraja can possibly call back
 
