@@ -6,10 +6,9 @@ import hashlib
 from dataclasses import dataclass
 
 import redis
-import requests
 import urllib3
 
-from portal.providers.http import session_for
+from portal.providers.http import pool_for
 from portal.timeutil import daraja_timestamp
 
 TOKEN_MARGIN = 300  # refresh this many seconds before Daraja says the token expires
@@ -77,7 +76,7 @@ class DarajaClient:
         timeout: float = 15.0,
         transaction_type: str = "CustomerPayBillOnline",
         party_b: str | None = None,
-        session: requests.Session | None = None,
+        http: urllib3.PoolManager | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.consumer_key = consumer_key
@@ -85,10 +84,10 @@ class DarajaClient:
         self.shortcode = shortcode
         self.passkey = passkey
         self.cache = cache
-        self.timeout = (min(5.0, timeout), timeout)
+        self.timeout = urllib3.Timeout(connect=min(5.0, timeout), read=timeout)
         self.transaction_type = transaction_type
         self.party_b = party_b or shortcode
-        self.http = session or session_for(self.base_url)
+        self.http = http or pool_for(self.base_url)
         fingerprint = hashlib.sha256(f"{self.base_url}|{consumer_key}|{consumer_secret}".encode()).hexdigest()
         self._token_key = f"daraja:token:{fingerprint}"
 
@@ -118,8 +117,8 @@ class DarajaClient:
         body = self._call(
             "GET",
             "/oauth/v1/generate",
-            params={"grant_type": "client_credentials"},
-            auth=(self.consumer_key, self.consumer_secret),
+            fields={"grant_type": "client_credentials"},
+            headers=urllib3.make_headers(basic_auth=f"{self.consumer_key}:{self.consumer_secret}"),
         )
         try:
             return body["access_token"], int(body["expires_in"])  # expires_in is a string on the wire
@@ -190,30 +189,24 @@ class DarajaClient:
     def _call(self, method: str, path: str, **kwargs) -> dict:
         url = self.base_url + path
         try:
-            response = self.http.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.ConnectTimeout as exc:
+            response = self.http.request(method, url, timeout=self.timeout, retries=False, **kwargs)
+        except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError) as exc:
+            # Refused, unresolvable or never connected: nothing was sent.
             raise DarajaUnavailable(f"could not connect to Daraja: {exc}", maybe_sent=False) from exc
-        except requests.ConnectionError as exc:
-            # Refused or unresolvable: nothing was sent. Reset mid-answer: it may have been.
-            reason = getattr(exc.args[0], "reason", None) if exc.args else None
-            never_sent = isinstance(
-                reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)
-            )
-            raise DarajaUnavailable(f"Daraja connection failed: {exc}", maybe_sent=not never_sent) from exc
-        except requests.Timeout as exc:
+        except urllib3.exceptions.ReadTimeoutError as exc:
             raise DarajaUnavailable(f"Daraja did not answer in time: {exc}", maybe_sent=True) from exc
+        except urllib3.exceptions.HTTPError as exc:  # reset or cut off mid-answer: it may have been sent
+            raise DarajaUnavailable(f"Daraja connection failed: {exc}", maybe_sent=True) from exc
         try:
             body = response.json()
         except ValueError:
             body = None
-        if response.status_code == 200 and isinstance(body, dict) and "errorCode" not in body:
+        status = response.status
+        if status == 200 and isinstance(body, dict) and "errorCode" not in body:
             return body
         if isinstance(body, dict) and "errorCode" in body:
-            raise DarajaError(
-                response.status_code, str(body["errorCode"]), str(body.get("errorMessage", "")), body.get("requestId")
-            )
-        if response.status_code >= 500:  # a gateway error without Daraja's envelope: fate unknown
-            raise DarajaUnavailable(f"Daraja answered HTTP {response.status_code}", maybe_sent=True)
-        raise DarajaError(
-            response.status_code, f"http.{response.status_code}", (response.text or "")[:300] or "empty answer", None
-        )
+            raise DarajaError(status, str(body["errorCode"]), str(body.get("errorMessage", "")), body.get("requestId"))
+        if status >= 500:  # a gateway error without Daraja's envelope: fate unknown
+            raise DarajaUnavailable(f"Daraja answered HTTP {status}", maybe_sent=True)
+        text = response.data.decode("utf-8", "replace")
+        raise DarajaError(status, f"http.{status}", text[:300] or "empty answer", None)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import requests
+import urllib3
 
 from portal.extensions import db
 from portal.models import Merchant, SandboxStkRequest
@@ -79,7 +80,7 @@ def test_a_rate_of_one_fails_every_api_call_and_nothing_else(app, sim, live_serv
 
 
 def test_a_call_that_hangs_past_the_timeout_is_unavailable_and_took_effect(app, accounts, receiver):
-    daraja = client(app, accounts, timeout=(1.0, 1.0))
+    daraja = client(app, accounts, timeout=urllib3.Timeout(connect=1.0, read=1.0))
     daraja.access_token()
     app.config.update(SANDBOX_FAULT_API_TIMEOUT=1, SANDBOX_FAULT_API_HANG=2.0, SANDBOX_FAULT_API_PATHS=PUSH)
     started = time.monotonic()
