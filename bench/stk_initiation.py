@@ -24,7 +24,7 @@ from bench.procfile import ROOT, CpuMeter, Procfile, fire, free_port, fresh_data
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "64"))
 LATENCY = float(os.environ.get("BENCH_LATENCY", "0.3"))
-INITIATIONS = int(sys.argv[1]) if len(sys.argv) > 1 else CLIENTS * 8
+INITIATIONS = int(sys.argv[1]) if len(sys.argv) > 1 else CLIENTS * 32  # about 10 s: a steady state
 URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench")  # wiped each run
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")  # flushed each run
 SECRET = "bench-secret-key-not-for-production"
@@ -97,7 +97,7 @@ def main() -> None:
                 flush=True,
             )
             requests.get(f"http://127.0.0.1:{proxy_port}/", timeout=30)  # the proxy is up
-            warm = fire(CLIENTS, initiate, CLIENTS)  # pools, imports, the OAuth token
+            warm = fire(CLIENTS * 4, initiate, CLIENTS)  # pools, imports, the OAuth token
             meter = CpuMeter(served, {"proxy": proxy.pid}).start()
             started = time.perf_counter()
             answers = fire(INITIATIONS, initiate, CLIENTS)

@@ -44,8 +44,7 @@ _EVENT_COLUMNS = ("payment_id", "from_status", "to_status", "source", "detail", 
 def _move_and_record(names: frozenset[str]):
     """PostgreSQL: the compare-and-set and its event as one statement (a data-modifying CTE),
     one round trip instead of two; it returns the event's id when the payment moved, nothing
-    when it did not.
-    Built once per set of columns written."""
+    when it did not. Built once per set of columns written."""
     moved = (
         update(_PAYMENTS)
         .where(_PAYMENTS.c.id == bindparam("_id"), _PAYMENTS.c.status == bindparam("_known"))
@@ -82,7 +81,7 @@ def create_payment(source: str, detail: str, **fields) -> Payment:
         params = {f"p_{key}": value for key, value in row.items()}
         params.update({f"e_{name}": value for name, value in event.items()})
         payment = attach_loaded(Payment, connection.execute(_create_with_event(), params).scalar_one(), attrs)
-    else:
+    else:  # two statements, in the caller's transaction
         payment = attach_loaded(Payment, connection.execute(_CREATE, row).scalar_one(), attrs)
         connection.execute(_EVENT, dict(event, payment_id=payment.id, created_at=payment.created_at))
     _publish(Transition(payment.id, payment.merchant_id, None, payment.status, source, detail))
