@@ -42,6 +42,14 @@ def loaded_after_commit():
         session.expire_on_commit = True
 
 
+def single_statement_connection():
+    """The session's connection for one statement that needs no transaction around it: in
+    autocommit when no transaction is open (no BEGIN and COMMIT round trips; the caller's
+    `commit()` then only hands the connection back), else the open transaction's."""
+    solo = None if db.session().in_transaction() else {"isolation_level": "AUTOCOMMIT"}
+    return db.session.connection(execution_options=solo)
+
+
 def insert_loaded(model, **fields):
     """Adds a `model` row by one `INSERT ... RETURNING id` and returns the instance as a query
     would have loaded it: every attribute set (the columns' Python defaults applied), so it is

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, or_, select, update
 
-from portal.extensions import db
+from portal.extensions import db, single_statement_connection
 from portal.models import Callback
 from portal.services.links import read_query
 from portal.services.sweeper import BATCH, each_row, step
@@ -88,11 +88,10 @@ def store(
     kept only as a verdict: the stored query string has it redacted."""
     args, token_valid, stored_query = read_query(query_string)
     kept = {clean(k, 100): clean(v, 2000) for k, v in headers.items() if k.lower() not in STRIPPED_HEADERS}
-    # One statement in a transaction of its own: sent alone, without BEGIN and COMMIT round
-    # trips (unless the caller's transaction is open: then it joins it and commits it).
-    solo = None if db.session().in_transaction() else {"isolation_level": "AUTOCOMMIT"}
+    # One statement, committed on its own before anything reads it (a caller's open
+    # transaction, in tests, is joined and committed with it).
     ident = (
-        db.session.connection(execution_options=solo)
+        single_statement_connection()
         .execute(
             _STORE,
             {

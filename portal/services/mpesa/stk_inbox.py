@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from flask import current_app
 from sqlalchemy import bindparam, select, update
 
-from portal.extensions import db
+from portal.extensions import db, single_statement_connection
 from portal.models import Callback, Payment, PaymentStatus
 from portal.services import inbox
 from portal.services.mpesa.stk import (
@@ -104,14 +104,12 @@ _ORPHANS = (
 
 def replay_orphans(checkout_request_id: str) -> None:
     """Re-reads callbacks that arrived before their payment knew its CheckoutRequestID."""
-    solo = None if db.session().in_transaction() else {"isolation_level": "AUTOCOMMIT"}  # no BEGIN, no ROLLBACK
+    joined = db.session().in_transaction()
     found = (
-        db.session.connection(execution_options=solo)
-        .execute(_ORPHANS, {"checkout_request_id": checkout_request_id})
-        .scalars()
-        .all()
+        single_statement_connection().execute(_ORPHANS, {"checkout_request_id": checkout_request_id}).scalars().all()
     )
-    db.session.commit()  # hands the connection back (and its isolation level)
+    if not joined:
+        db.session.commit()  # hands the autocommit connection back
     for ident in found:
         inbox.reread(db.session.get(Callback, ident))
 
