@@ -14,7 +14,7 @@ from functools import cache, lru_cache
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from portal.extensions import attach_loaded, db, loaded_row
+from portal.extensions import attach_loaded, db, insert_loaded, loaded_row
 from portal.models import Payment, PaymentEvent, PaymentStatus
 from portal.timeutil import utcnow
 
@@ -75,20 +75,26 @@ def create_payment(source: str, detail: str, **fields) -> Payment:
     """Inserts a payment and its first event (on PostgreSQL as one statement) and returns it
     as loaded: nothing is read back. The caller commits."""
     connection = db.session.connection()
-    attrs, row = loaded_row(Payment, fields)
-    event = {"from_status": None, "to_status": attrs["status"], "source": source, "detail": detail}
     if connection.dialect.name == "postgresql":
+        attrs, row = loaded_row(Payment, fields)
         params = {f"p_{key}": value for key, value in row.items()}
-        params.update({f"e_{name}": value for name, value in event.items()})
+        params.update(e_from_status=None, e_to_status=attrs["status"], e_source=source, e_detail=detail)
         payment = attach_loaded(Payment, connection.execute(_create_with_event(), params).scalar_one(), attrs)
     else:  # two statements, in the caller's transaction
-        payment = attach_loaded(Payment, connection.execute(_CREATE, row).scalar_one(), attrs)
-        connection.execute(_EVENT, dict(event, payment_id=payment.id, created_at=payment.created_at))
+        payment = insert_loaded(Payment, **fields)
+        connection.execute(
+            _EVENT,
+            {
+                "payment_id": payment.id,
+                "from_status": None,
+                "to_status": payment.status,
+                "source": source,
+                "detail": detail,
+                "created_at": payment.created_at,
+            },
+        )
     _publish(Transition(payment.id, payment.merchant_id, None, payment.status, source, detail))
     return payment
-
-
-_CREATE = insert(_PAYMENTS).returning(_PAYMENTS.c.id)
 
 
 @cache

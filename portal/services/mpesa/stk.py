@@ -20,7 +20,7 @@ from portal.queueing import enqueue
 from portal.services.errors import OutcomeUnknown, ProviderRejected, ProviderUnavailable, SubscriberBusy
 from portal.services.links import stk_callback_url
 from portal.services.mpesa.client import daraja_for
-from portal.services.transitions import create_payment, transition
+from portal.services.transitions import create_payment, current_status, transition
 from portal.timeutil import utcnow
 
 S = PaymentStatus
@@ -104,7 +104,7 @@ def apply_stk_result(payment, result: StkResult, source: str, *, current: str | 
     source 'query', may apply it). The caller commits."""
     target = status_for_result(result.result_code)
     if current is None:
-        current = db.session.execute(select(Payment.status).where(Payment.id == payment.id)).scalar_one()
+        current = current_status(payment.id)
     if current == target:
         return "duplicate"
     if target == S.COMPLETED and current in S.FINAL and current in S.ALLOWED_FROM[S.COMPLETED] and source != "query":
@@ -118,7 +118,7 @@ def apply_stk_result(payment, result: StkResult, source: str, *, current: str | 
     if transition(payment, target, source, detail, current=current, **fields):
         return "applied"
     # lost a race: a concurrent copy of this result may have won it
-    now = db.session.execute(select(Payment.status).where(Payment.id == payment.id)).scalar_one()
+    now = current_status(payment.id)
     return "duplicate" if now == target else "stale"
 
 
