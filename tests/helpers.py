@@ -1,5 +1,7 @@
 """Small factories and readers for tests."""
 
+import os
+
 from portal.extensions import db
 from portal.models import Callback, Payment, PaymentEvent, SandboxStkRequest
 
@@ -62,3 +64,18 @@ def stk_payment(merchant_id: int, reference: str, status: str = "processing", **
     db.session.add(payment)
     db.session.commit()
     return payment
+
+
+def worker_env(app, live_server, **settings) -> dict:
+    """The environment of a separate `worker.py` on the tests' database, Redis and live server."""
+    if not app.config["REDIS_URL"]:
+        raise AssertionError("worker.py needs a real Redis: set TEST_REDIS_URL")
+    return dict(
+        os.environ,
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=app.config["REDIS_URL"],
+        SECRET_KEY=app.config["SECRET_KEY"],
+        PUBLIC_BASE_URL=live_server,
+        LOG_LEVEL="WARNING",
+        **settings,
+    )

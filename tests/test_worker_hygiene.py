@@ -15,6 +15,7 @@ from rq.job import Job
 from portal import ROOT
 from portal.queueing import QUEUES
 from tests.conftest import wait_for
+from tests.helpers import worker_env
 
 
 def session_members(sid: int) -> list[int]:
@@ -45,17 +46,8 @@ def lock_holders(redis) -> dict:
 
 @pytest.fixture
 def start_worker(app, worker, live_server):
-    if not app.config["REDIS_URL"]:
-        pytest.fail("worker.py needs a real Redis: set TEST_REDIS_URL")
+    env = worker_env(app, live_server)
     worker.pause()  # the worker.py processes do all the work in this test
-    env = dict(
-        os.environ,
-        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-        REDIS_URL=app.config["REDIS_URL"],
-        SECRET_KEY=app.config["SECRET_KEY"],
-        PUBLIC_BASE_URL=live_server,
-        LOG_LEVEL="WARNING",
-    )
     started = []
 
     def start():

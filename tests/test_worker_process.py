@@ -1,6 +1,5 @@
 """worker.py, the production worker, as its own process: scheduler, sweeper and jobs."""
 
-import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -12,28 +11,22 @@ from portal import ROOT
 from portal.extensions import db
 from portal.models import Payment
 from tests.conftest import wait_for
-from tests.helpers import events, initiate, sandbox_request
+from tests.helpers import events, initiate, sandbox_request, worker_env
 
 
 @pytest.fixture
 def worker_process(app, worker, live_server):
-    if not app.config["REDIS_URL"]:
-        pytest.fail("worker.py needs a real Redis: set TEST_REDIS_URL")
-    worker.pause()  # the separate process does all the work in this test
     # The sweeper queries only payments older than a minute: the test makes one that old on
     # purpose, so a slow callback on a busy machine is never overtaken by a query.
-    env = dict(
-        os.environ,
-        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-        REDIS_URL=app.config["REDIS_URL"],
-        SECRET_KEY=app.config["SECRET_KEY"],
-        PUBLIC_BASE_URL=live_server,
+    env = worker_env(
+        app,
+        live_server,
         SWEEP_INTERVAL="0.5",
         SWEEP_QUERY_AFTER="60",
         SWEEP_QUERY_EVERY="1",
         SANDBOX_CALLBACK_DELAY="0.3",
-        LOG_LEVEL="WARNING",
     )
+    worker.pause()  # the separate process does all the work in this test
     proc = subprocess.Popen(
         [sys.executable, "worker.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

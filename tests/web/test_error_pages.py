@@ -8,11 +8,6 @@ from portal.web.errors import render_portal_error
 from tests.conftest import TEST_CONFIG
 
 
-@pytest.fixture
-def signed_in(client, auth, accounts):
-    auth.login(accounts["merchant"]["email"], accounts["merchant"]["password"])
-
-
 def test_a_missing_page_for_a_signed_in_merchant_leads_back_to_the_dashboard(client, signed_in):
     answer = client.get("/no-such-page")
     page = answer.get_data(as_text=True)

@@ -10,15 +10,9 @@ import pytest
 from portal.models import Payment
 from portal.timeutil import utcnow
 from portal.web.refusals import refusal
-from tests.web.test_payments_pages import add, post_request
+from tests.web.test_payments_pages import add, add_todays_mix, post_request
 
 BUSY = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
-
-
-@pytest.fixture
-def signed_in(client, auth, accounts):
-    auth.login(accounts["merchant"]["email"], accounts["merchant"]["password"])
-    return accounts["merchant"]["id"]
 
 
 def text(answer) -> str:
@@ -84,14 +78,7 @@ def test_payments_that_reached_the_customer_are_not_refused(fields):
 
 def test_refused_pushes_stay_out_of_the_success_rate(app, client, signed_in):
     now = utcnow()
-    add(
-        app,
-        signed_in,
-        4,
-        status=lambda i: ["completed", "completed", "failed", "processing"][i],
-        amount=lambda i: (i + 1) * 10000,
-        created_at=lambda i: now - timedelta(minutes=5 - i),
-    )
+    add_todays_mix(app, signed_in, now)
     add(
         app,
         signed_in,

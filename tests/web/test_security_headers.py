@@ -10,11 +10,6 @@ from portal import ROOT
 TEMPLATES = os.path.join(ROOT, "templates")
 
 
-@pytest.fixture
-def signed_in(client, auth, accounts):
-    auth.login(accounts["merchant"]["email"], accounts["merchant"]["password"])
-
-
 def directives(answer) -> dict:
     policy = answer.headers["Content-Security-Policy"]
     return {part.split()[0]: part.split()[1:] for part in policy.split(";") if part.strip()}
