@@ -54,7 +54,6 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
     for bp in (checkout.bp, daraja_webhooks.bp):
         csrf.exempt(bp)  # authenticated by API key or callback token, not a session
         app.register_blueprint(bp)
-    limiter.exempt(daraja_webhooks.bp)  # a provider's callbacks are never refused for their rate
     for bp in (auth.bp, dashboard.bp, payments.bp, keys.bp, settings.bp):
         app.register_blueprint(bp)
 

@@ -42,12 +42,23 @@ def loaded_after_commit():
         session.expire_on_commit = True
 
 
-def single_statement_connection():
-    """The session's connection for one statement that needs no transaction around it: in
-    autocommit when no transaction is open (no BEGIN and COMMIT round trips; the caller's
-    `commit()` then only hands the connection back), else the open transaction's."""
-    solo = None if db.session().in_transaction() else {"isolation_level": "AUTOCOMMIT"}
-    return db.session.connection(execution_options=solo)
+@contextmanager
+def single_statement():
+    """A connection for statements that need no transaction around them: the open transaction's
+    when the session has one (a test's, say: they join it and commit with it), else a
+    connection of its own in autocommit, outside the session (no BEGIN and COMMIT round trips,
+    no session bookkeeping), handed back to the pool when the block ends."""
+    session = db.session()
+    if session.in_transaction():
+        yield session.connection()
+        return
+    with _autocommitting(db.engine).connect() as connection:
+        yield connection
+
+
+@cache
+def _autocommitting(engine):
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def insert_loaded(model, **fields):

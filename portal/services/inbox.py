@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, or_, select, update
 
-from portal.extensions import db, single_statement_connection
+from portal.extensions import db, single_statement
 from portal.models import Callback
+from portal.models.payment import UNREAD
 from portal.services.links import read_query
 from portal.services.sweeper import BATCH, each_row, step
 from portal.timeutil import utcnow
@@ -88,28 +89,23 @@ def store(
     kept only as a verdict: the stored query string has it redacted."""
     args, token_valid, stored_query = read_query(query_string)
     kept = {clean(k, 100): clean(v, 2000) for k, v in headers.items() if k.lower() not in STRIPPED_HEADERS}
-    # One statement, committed on its own before anything reads it (a caller's open
-    # transaction, in tests, is joined and committed with it).
-    ident = (
-        single_statement_connection()
-        .execute(
-            _STORE,
-            {
-                "provider": provider,
-                "kind": kind,
-                "path": clean(path, 255),
-                "raw": raw,
-                "headers": kept,
-                "query_string": clean(stored_query, 2000),
-                "source_ip": clean(source_ip, 64),
-                "token_valid": token_valid,
-                "outcome": "received",
-                "received_at": utcnow(),
-            },
-        )
-        .scalar_one()
-    )
-    db.session.commit()
+    # One statement, committed on its own before anything reads it.
+    row = {
+        "provider": provider,
+        "kind": kind,
+        "path": clean(path, 255),
+        "raw": raw,
+        "headers": kept,
+        "query_string": clean(stored_query, 2000),
+        "source_ip": clean(source_ip, 64),
+        "token_valid": token_valid,
+        "outcome": "received",
+        "received_at": utcnow(),
+    }
+    with single_statement() as connection:
+        ident = connection.execute(_STORE, row).scalar_one()
+    if db.session().in_transaction():
+        db.session.commit()  # the caller's, joined: the row is committed before it is read
     return Item(ident, provider, kind, raw, args, token_valid, source_ip)
 
 
@@ -160,10 +156,7 @@ def _record(ident: int, verdict: Verdict) -> None:
 def read_unread(now: datetime) -> int:
     """Rows stored but never interpreted: their request died between the two."""
     rows = db.session.scalars(
-        select(Callback)
-        .where(Callback.outcome == "received", Callback.received_at < now - UNREAD_GRACE)
-        .order_by(Callback.id)
-        .limit(BATCH)
+        select(Callback).where(UNREAD, Callback.received_at < now - UNREAD_GRACE).order_by(Callback.id).limit(BATCH)
     )
 
     def read_if_claimed(cb: Callback):

@@ -4,14 +4,15 @@ Whatever arrives is stored and acknowledged (a body over MAX_CONTENT_LENGTH is r
 
 import logging
 
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal.dialects import dialect_of
 from portal.extensions import db
 from portal.services import inbox
+from portal.webhooks import provider_blueprint
 
-bp = Blueprint("daraja_webhooks", __name__)
+bp = provider_blueprint("daraja_webhooks", __name__)
 log = logging.getLogger(__name__)
 
 

@@ -12,8 +12,9 @@ from decimal import Decimal, InvalidOperation
 from flask import current_app
 from sqlalchemy import bindparam, select, update
 
-from portal.extensions import db, single_statement_connection
+from portal.extensions import db, single_statement
 from portal.models import Callback, Payment, PaymentStatus
+from portal.models.payment import ORPHANED
 from portal.services import inbox
 from portal.services.mpesa.stk import (
     PaymentState,
@@ -96,7 +97,7 @@ _ORPHANS = (
         Callback.__table__.c.provider == "daraja",
         Callback.__table__.c.kind == "stk",
         Callback.__table__.c.provider_id == bindparam("checkout_request_id"),
-        Callback.__table__.c.outcome == "orphan",
+        ORPHANED,
     )
     .order_by(Callback.__table__.c.id)
 )  # built once: every push asks, and the answer is nearly always none
@@ -104,12 +105,8 @@ _ORPHANS = (
 
 def replay_orphans(checkout_request_id: str) -> None:
     """Re-reads callbacks that arrived before their payment knew its CheckoutRequestID."""
-    joined = db.session().in_transaction()
-    found = (
-        single_statement_connection().execute(_ORPHANS, {"checkout_request_id": checkout_request_id}).scalars().all()
-    )
-    if not joined:
-        db.session.commit()  # hands the autocommit connection back
+    with single_statement() as connection:
+        found = connection.execute(_ORPHANS, {"checkout_request_id": checkout_request_id}).scalars().all()
     for ident in found:
         inbox.reread(db.session.get(Callback, ident))
 
