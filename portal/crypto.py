@@ -1,12 +1,19 @@
 """Secrets at rest: a column type that stores Fernet ciphertext and hands back plaintext."""
 
+from functools import lru_cache
+
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 from sqlalchemy.types import Text, TypeDecorator
 
 
 def _fernet() -> Fernet:
-    return Fernet(current_app.config["ENCRYPTION_KEY"].encode())
+    return _fernet_for(current_app.config["ENCRYPTION_KEY"])
+
+
+@lru_cache(maxsize=8)
+def _fernet_for(key: str) -> Fernet:  # built once per key, not on every secret read
+    return Fernet(key.encode())
 
 
 class EncryptedText(TypeDecorator):

@@ -211,10 +211,11 @@ def initiate_stk_push(
             merchant_request_id=ack.merchant_request_id,
             customer_message=ack.customer_message,
         )
-        db.session.commit()
-        from portal.services.mpesa.stk_inbox import replay_orphans  # a callback may have beaten the ack here
+        from portal.services.mpesa.stk_inbox import orphans_of, replay  # a callback may have beaten the ack here
 
-        replay_orphans(ack.checkout_request_id)
+        early = orphans_of(ack.checkout_request_id)  # in this transaction: its connection, no round trip of its own
+        db.session.commit()
+        replay(early)
         return payment
 
 

@@ -103,11 +103,16 @@ _ORPHANS = (
 )  # built once: every push asks, and the answer is nearly always none
 
 
-def replay_orphans(checkout_request_id: str) -> None:
-    """Re-reads callbacks that arrived before their payment knew its CheckoutRequestID."""
+def orphans_of(checkout_request_id: str) -> list[int]:
+    """Callbacks stored before their payment knew this CheckoutRequestID (nearly always none).
+    A callback whose verdict commits after this look is found by the sweeper's STK query."""
     with single_statement() as connection:
-        found = connection.execute(_ORPHANS, {"checkout_request_id": checkout_request_id}).scalars().all()
-    for ident in found:
+        return connection.execute(_ORPHANS, {"checkout_request_id": checkout_request_id}).scalars().all()
+
+
+def replay(callback_ids: list[int]) -> None:
+    """Re-reads those callbacks, now that their payment can be found."""
+    for ident in callback_ids:
         inbox.reread(db.session.get(Callback, ident))
 
 
