@@ -166,7 +166,7 @@ def read_unread(now: datetime) -> int:
             update(Callback)
             .where(
                 Callback.id == cb.id,
-                Callback.outcome == "received",  # a claim older than the grace is a dead sweep's: take it
+                UNREAD,  # a claim older than the grace is a dead sweep's: take it
                 or_(Callback.processed_at.is_(None), Callback.processed_at < now - UNREAD_GRACE),
             )
             .values(processed_at=now)
