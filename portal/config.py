@@ -125,6 +125,8 @@ class Config(BaseSettings):
     CHECKOUT_RATE_LIMIT: str = "100 per 15 minutes"
     # Checkout API: payment initiations per IP.
     CHECKOUT_INITIATE_RATE_LIMIT: str = "10 per minute"
+    # Gateway API: requests per client address on every authenticated route.
+    GATEWAY_RATE_LIMIT: str = "300 per minute"
     # Portal sign-in attempts per IP.
     LOGIN_RATE_LIMIT: str = "10 per minute"
     # Seconds between two runs of the sweeper.

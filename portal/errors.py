@@ -31,13 +31,10 @@ def _matches(path: str, prefix: str) -> bool:
 
 
 def json_error(status: int, message: str, details=None):
-    """Under /api until each document there registers its own (longer) prefix."""
+    """`{"error": message}`: for JSON routes whose document names no error format."""
     response = jsonify(error=message)
     response.status_code = status
     return response
-
-
-register("/api", json_error)
 
 
 def init_app(app: Flask) -> None:

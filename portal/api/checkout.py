@@ -4,20 +4,19 @@ Errors: {"error": ..., "details": [...field errors...]} for validation, else
 {"error": ..., "details": "..."}. Statuses: PENDING, SUCCESS, FAILED.
 """
 
-import math
-import re
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError, field_validator
 from sqlalchemy import text
 
+from portal.api import fields, idempotent
 from portal.api.auth import authenticate
 from portal.api.parsing import BodyError, echo, has_unsafe_characters, parse_json_object, whole_number
 from portal.dialects import Dialect, register
 from portal.extensions import db, limiter
 from portal.models import Payment, PaymentStatus
-from portal.services import errors, idempotency, mpesa
+from portal.services import errors, mpesa
 from portal.services.phones import InvalidPhone, normalise_safaricom
 from portal.timeutil import iso_z, utcnow
 
@@ -41,7 +40,6 @@ STATUS_FILTER = {
     "FAILED": [S.FAILED, S.CANCELLED, S.TIMEOUT, S.REVERSED],
 }
 MAX_AMOUNT = 70_000
-REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,11}")
 
 
 def error(status: int, message: str, details: Any = None):
@@ -94,40 +92,17 @@ class InitiatePayment(BaseModel):
     @field_validator("amount")
     @classmethod
     def _amount(cls, v):
-        if v is None:
-            raise ValueError("Amount is required")
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError("Amount must be a number")
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError("Amount must be a finite number")
-        if v != int(v):
-            raise ValueError("Amount must be a whole number of KES (M-Pesa takes no cents)")
-        if not 1 <= v <= MAX_AMOUNT:
-            raise ValueError(f"Amount must be between 1 and {MAX_AMOUNT:,} KES")
-        return int(v)
+        return fields.whole_shillings(v, 1, MAX_AMOUNT)
 
     @field_validator("account_reference")
     @classmethod
     def _reference(cls, v):
-        if v is None:
-            return "Payment"
-        if not isinstance(v, str) or not REFERENCE.fullmatch(v):
-            raise ValueError(
-                "Account reference must be 1 to 12 letters, digits, spaces, dots, dashes "
-                "or underscores (M-Pesa shows it on the customer's phone)"
-            )
-        return v
+        return fields.account_reference(v)
 
     @field_validator("transaction_desc")
     @classmethod
     def _desc(cls, v):
-        if v is None:
-            return "Payment for goods/services"
-        if not isinstance(v, str) or not 1 <= len(v.strip()) <= 100:
-            raise ValueError("Transaction description must be text of 1 to 100 characters")
-        if has_unsafe_characters(v):
-            raise ValueError("Transaction description must not contain control characters")
-        return v.strip()
+        return fields.text(v, name="Transaction description", default="Payment for goods/services")
 
 
 def pydantic_details(exc: ValidationError, raw: dict) -> list:
@@ -167,35 +142,13 @@ def initiate_payment():
     except ValidationError as exc:
         return validation_failed(pydantic_details(exc, raw))
 
-    key = request.headers.get("Idempotency-Key")
-    record = None
-    if key is not None:
-        if not key.strip() or len(key) > idempotency.MAX_KEY_LENGTH or has_unsafe_characters(key):
-            return validation_failed(
-                [field_error("Idempotency-Key", key, "Idempotency-Key must be 1 to 255 characters", location="headers")]
-            )
-        claim = idempotency.claim(g.merchant.id, "checkout", key, form.model_dump())
-        if claim.state == "replay":
-            response = jsonify(claim.record.response_body)
-            response.headers["Idempotent-Replayed"] = "true"
-            return response, claim.record.status_code
-        if claim.state == "mismatch":
-            return error(
-                422, "Idempotency-Key reused", "This Idempotency-Key was first used with a different request body"
-            )
-        if claim.state == "in_progress":
-            return error(409, "Request in progress", "A request with this Idempotency-Key is still being processed")
-        record = claim.record
-
-    try:
-        body, status = _initiate(form, key)
-    except BaseException:
-        if record is not None:  # the request died: free its key for the client's retry
-            idempotency.release(record)
-        raise
-    if record is not None:
-        idempotency.complete(record, status, body)
-    return jsonify(body), status
+    return idempotent.answer_once(
+        "checkout",
+        form.model_dump(),
+        lambda key: _initiate(form, key),
+        refuse=error,
+        bad_key=lambda key, message: validation_failed([field_error("Idempotency-Key", key, message, "headers")]),
+    )
 
 
 def _initiate(form: InitiatePayment, key: str | None) -> tuple[dict, int]:

@@ -18,6 +18,7 @@ from tests.helpers import settled
 # Blueprints whose routes speak JSON, and the credential each needs.
 JSON_BLUEPRINTS = {
     "checkout": "api_key",  # the checkout API (Bearer key)
+    "gateway": "api_key",  # the gateway API (Bearer key)
     "daraja_webhooks": None,  # Daraja's callbacks: anonymous, always acknowledged
     "sandbox_daraja": "daraja_token",  # the Daraja simulator (Bearer token from its OAuth)
     "sandbox_faults": None,  # the simulators' fault switchboard (sandbox only, no credential)
@@ -56,6 +57,10 @@ FIELDS = [
     "CallBackURL",
     "AccountReference",
     "TransactionDesc",
+    "phoneNumber",
+    "accountReference",
+    "transactionDesc",
+    "checkoutRequestId",
 ]
 ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None)  # surrogates and NUL too
 TEXT = st.text(ANY_CHAR, max_size=40) | st.sampled_from(

@@ -27,6 +27,7 @@ NO_MERCHANT_OBJECT = {
 # How the other merchant reaches each blueprint's routes.
 AUTH_BY_BLUEPRINT = {
     "checkout": "api_key",
+    "gateway": "api_key",
     "auth": "session",
     "dashboard": "session",
     "payments": "session",
@@ -72,6 +73,7 @@ def _api_key(merchant_id: int) -> ApiKey:
 FILL: dict[str, Callable[[int], object]] = {
     "checkout_request_id": lambda m: _payment(m).checkout_request_id,
     "payment_id": lambda m: _payment(m).id,
+    "transaction_id": lambda m: _payment(m).id,
     "key_id": lambda m: _api_key(m).id,
 }
 

@@ -244,7 +244,7 @@ def test_errors_answer_in_the_format_of_the_path(ctx, client):
     assert checkout.status_code == 405 and checkout.get_json()["error"] == "Method Not Allowed"
     assert "POST" in checkout.headers["Allow"]
     api = client.get("/api/nothing-here")
-    assert api.status_code == 404 and api.get_json() == {"error": "Not Found"}
+    assert api.status_code == 404 and api.get_json()["success"] is False and api.get_json()["error"] == "NOT_FOUND"
     page = client.get("/no-such-page")
     assert page.status_code == 404 and not page.is_json
 

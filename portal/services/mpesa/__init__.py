@@ -3,6 +3,21 @@ status join it). Importing the package registers its inbox interpreters and swee
 
 from portal.services.mpesa import stk_inbox, sweeps  # noqa: F401  (registration)
 from portal.services.mpesa.client import daraja_for
-from portal.services.mpesa.stk import StkResult, apply_stk_result, initiate_stk_push, query_and_apply, status_for_result
+from portal.services.mpesa.stk import (
+    StkResult,
+    apply_stk_result,
+    ask_now,
+    initiate_stk_push,
+    query_and_apply,
+    status_for_result,
+)
 
-__all__ = ["StkResult", "apply_stk_result", "daraja_for", "initiate_stk_push", "query_and_apply", "status_for_result"]
+__all__ = [
+    "StkResult",
+    "apply_stk_result",
+    "ask_now",
+    "daraja_for",
+    "initiate_stk_push",
+    "query_and_apply",
+    "status_for_result",
+]

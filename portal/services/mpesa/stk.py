@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select
 
 from portal.extensions import db, loaded_after_commit
 from portal.models import Merchant, Payment, PaymentStatus
-from portal.providers.daraja import DarajaError, DarajaUnavailable
+from portal.providers.daraja import DarajaError, DarajaUnavailable, StkQueryResult
 from portal.queueing import enqueue
 from portal.services.errors import OutcomeUnknown, ProviderRejected, ProviderUnavailable, SubscriberBusy
 from portal.services.links import stk_callback_url
@@ -230,20 +230,29 @@ def query_and_apply(payment_id: int) -> str:
     payment = db.session.get(Payment, payment_id)
     if payment is None or payment.status not in QUERYABLE or not payment.checkout_request_id:
         return "nothing to ask"
-    client = daraja_for(db.session.get(Merchant, payment.merchant_id))
     try:
-        result = client.stk_query(payment.checkout_request_id)
+        _result, outcome = ask_now(payment)
     except DarajaError as exc:
         if exc.retryable:
             raise
         log.warning("STK query for payment %s refused: %s", payment_id, exc)
         return f"refused: {exc}"
+    return outcome
+
+
+def ask_now(payment: Payment) -> tuple[StkQueryResult, str]:
+    """Asks Daraja (STK query) about a payment that has a CheckoutRequestID, applies the
+    answer by the rules of `apply_stk_result` and commits. Returns Daraja's answer and what
+    applying it did ('pending' while Daraja is still processing). Raises NotConfigured,
+    DarajaError and DarajaUnavailable."""
+    client = daraja_for(db.session.get(Merchant, payment.merchant_id))
+    result = client.stk_query(payment.checkout_request_id)
     payment.last_queried_at = utcnow()
     if result.pending:
         db.session.commit()
-        return "pending"
+        return result, "pending"
     outcome = apply_stk_result(
         payment, StkResult(result.result_code, result.result_desc or ""), source="query", current=payment.status
     )
     db.session.commit()
-    return outcome
+    return result, outcome
