@@ -60,6 +60,7 @@ class Verdict:
     payment_id: int | None = None
     merchant_id: int | None = None
     status: str | None = None  # the payment's status afterwards, for acknowledgements that show it
+    reply: dict | None = None  # the answer the provider waits for, where it is not a fixed acknowledgement
 
 
 Interpreter = Callable[[Item], Verdict]

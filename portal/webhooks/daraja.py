@@ -1,4 +1,5 @@
-"""Daraja STK callbacks. Three documented paths, one inbox; each answers in its API's words.
+"""Daraja's callbacks: STK results on three documented paths, C2B validation and confirmation;
+one inbox for all, each answered in the words its sender or its API expects.
 Whatever arrives is stored and acknowledged (a body over MAX_CONTENT_LENGTH is refused with
 413 before it is read)."""
 
@@ -10,6 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from portal.dialects import dialect_of
 from portal.extensions import db
 from portal.services import inbox
+from portal.services.mpesa import c2b
 from portal.webhooks import provider_blueprint
 
 bp = provider_blueprint("daraja_webhooks", __name__)
@@ -54,3 +56,20 @@ def gateway_stk():
 def water_stk():
     _receive("stk")
     return jsonify(success=True, message="Callback processed successfully")
+
+
+# C2B. The documented paths, and the aliases we register with Daraja: it refuses to register a
+# URL containing "mpesa" (services/mpesa/c2b.py).
+@bp.post("/api/mpesa/callback/c2b/validation")
+@bp.post("/hooks/daraja/c2b/validation", endpoint="c2b_validation_alias")
+def c2b_validation():
+    verdict = _receive("c2b_validation")
+    # Unreadable, or we failed: refuse rather than take money we cannot attribute.
+    return jsonify(verdict.reply if verdict is not None and verdict.reply else c2b.reject(c2b.OTHER_ERROR))
+
+
+@bp.post("/api/mpesa/callback/c2b/confirmation")
+@bp.post("/hooks/daraja/c2b/confirmation", endpoint="c2b_confirmation_alias")
+def c2b_confirmation():
+    _receive("c2b_confirmation")
+    return jsonify(ResultCode=0, ResultDesc="Success")
