@@ -233,3 +233,46 @@ def test_the_other_storefront_of_the_other_merchant_pays_its_own_merchant(app, l
     checkout_id = other.initiate().json()["checkout_id"]
     row = payment(app, checkout_id)
     assert row.merchant_id == accounts["other_merchant"]["id"] and row.amount == 2000
+
+
+@pytest.mark.parametrize(
+    "fields,status,message",
+    [
+        ({"client_id": "550e8400-e29b-41d4-a716-44665544000\u0000"}, 400, "Invalid client_id format"),
+        ({"client_id": "５５０e8400-e29b-41d4-a716-446655440000"}, 400, "Invalid client_id format"),  # fullwidth digits
+        ({"client_id": {"$ne": None}}, 400, "Invalid client_id format"),
+        ({"client_id": "' OR 1=1 --"}, 400, "Invalid client_id format"),
+        ({"package_id": "\ud800"}, 400, "Invalid package_id format"),
+        ({"phone_number": "٠٧١٢٣٤٥٦٧٨"}, 400, "Invalid phone_number format: phone number must contain digits only"),
+        (
+            {"phone_number": 10**400},
+            400,
+            "Invalid phone_number format: phone number must be 12 digits in the format 254XXXXXXXXX",
+        ),
+        (
+            {"phone_number": [[[[["0712345678"]]]]]},
+            400,
+            "Invalid phone_number format: phone number must be a string of digits",
+        ),
+        ({"description": "\ud800"}, 400, "Invalid description: text of 1 to 255 characters on one line"),
+        ({"description": 1e308}, 400, "Invalid description: text of 1 to 255 characters on one line"),
+    ],
+)
+def test_hostile_values_are_refused_in_the_documents_format(app, storefront, fields, status, message):
+    refused(storefront.initiate(**fields), status, message)
+    assert payment_count(app) == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"client_id": Infinity, "checkout_id": "x"}',
+        '{"client_id": "550e8400-e29b-41d4-a716-446655440000", "checkout_id": -Infinity}',
+        '{"client_id": "x", "checkout_id": 1e309}',
+        '{"checkout_id": 1' + "0" * 5000 + "}",
+        '{"a":' * 5000 + "1" + "}" * 5000,
+    ],
+)
+def test_numbers_json_cannot_hold_are_refused(storefront, raw):
+    answer = storefront.api.post("/api/v1/payments/status", data=raw, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and answer.json()["error"].startswith("Invalid request body: ")
