@@ -112,3 +112,14 @@ def test_other_apis_and_the_portal_are_not_opened_to_other_origins(storefront, a
         api.get("/login", headers={"Origin": ORIGIN}),
     ):
         assert "Access-Control-Allow-Origin" not in answer.headers
+
+
+def test_the_limit_reads_bodies_as_carefully_as_the_routes(storefront, limits_on):
+    """The limit's key comes from the body, so it meets hostile bodies first: they get the routes' answers."""
+    huge = storefront.api.post("/api/v1/payments/status", data=b"{" + b" " * 70_000 + b"}")
+    assert huge.status_code == 413 and huge.json() == {"error": "Request Entity Too Large"}
+    deep = storefront.api.post("/api/v1/payments/status", data=b"[" * 30_000 + b"]" * 30_000)
+    assert deep.status_code == 400 and deep.json()["error"].startswith("Invalid request body: ")
+    bad_utf8 = storefront.api.post("/api/v1/payments/status", data=b'{"client_id": "\xff"}')
+    assert bad_utf8.status_code == 400
+    assert unknown_payment(storefront).status_code == 404
