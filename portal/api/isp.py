@@ -13,7 +13,7 @@ from flask_limiter.util import get_remote_address
 from portal.api.parsing import BodyError, has_unsafe_characters, parse_json_object
 from portal.dialects import Dialect, register
 from portal.extensions import limiter
-from portal.models import Payment, PaymentStatus
+from portal.models import IspClient, Payment, PaymentStatus
 from portal.services import errors, isp
 from portal.services.mpesa.polling import refresh
 from portal.services.phones import InvalidPhone, normalise_safaricom
@@ -111,14 +111,14 @@ def _required(body: dict, names: tuple[str, ...]) -> None:
         raise Refused(400, f"Missing required fields: {', '.join(missing)}")
 
 
-def _client(body: dict):
+def _client(body: dict) -> str:
     client_id = _uuid(body["client_id"])
     if client_id is None:
         raise Refused(400, "Invalid client_id format")
     return client_id
 
 
-def _active_client(client_id: str):
+def _active_client(client_id: str) -> IspClient:
     client = isp.active_client(client_id)
     if client is None:
         raise Refused(403, "Invalid or inactive client")
