@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from portal import cli, config, errors, queueing, sandbox, web
-from portal.extensions import StrictJSONProvider, csrf, db, limiter, login_manager, migrate
+from portal.extensions import StrictJSONProvider, cors, csrf, db, limiter, login_manager, migrate
 from portal.timeutil import nairobi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,14 +48,17 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
 
     import portal.services  # noqa: F401  (every rail registers its inbox interpreters and sweeper steps)
     from portal.api import checkout, gateway
+    from portal.api import isp as isp_api
     from portal.web import auth, dashboard, keys, payments, settings
+    from portal.web import isp as isp_pages
     from portal.webhooks import daraja as daraja_webhooks
 
-    for bp in (checkout.bp, gateway.bp, daraja_webhooks.bp):
-        csrf.exempt(bp)  # authenticated by API key or callback token, not a session
+    for bp in (checkout.bp, gateway.bp, isp_api.bp, daraja_webhooks.bp):
+        csrf.exempt(bp)  # authenticated by API key, client id or callback token, not a session
         app.register_blueprint(bp)
-    for bp in (auth.bp, dashboard.bp, payments.bp, keys.bp, settings.bp):
+    for bp in (auth.bp, dashboard.bp, payments.bp, keys.bp, settings.bp, isp_pages.bp):
         app.register_blueprint(bp)
+    cors.init_app(app, resources=isp_api.CORS_RESOURCES)
 
     web.init_app(app)
     cli.init_app(app)

@@ -1,4 +1,4 @@
-"""Flask commands: seed-demo, merchant create, apikey create, sweep, serve."""
+"""Flask commands: seed-demo, merchant create, apikey create, isp (clients and packages), sweep, serve."""
 
 import json
 import signal
@@ -9,14 +9,15 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from portal.extensions import db
-from portal.models import ApiKey, User
-from portal.services import merchants
+from portal.models import ApiKey, IspClient, User
+from portal.services import isp, merchants
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo)
     app.cli.add_command(merchant_group)
     app.cli.add_command(apikey_group)
+    app.cli.add_command(isp_group)
     app.cli.add_command(sweep)
     app.cli.add_command(serve)
 
@@ -32,9 +33,12 @@ def seed_demo(as_json: bool):
     if as_json:
         click.echo(json.dumps(accounts))
         return
+    demo_isp = accounts.pop("isp")
     for label, acc in accounts.items():
         click.echo(f"{label}: {acc['name']}\n  login:   {acc['email']} / {acc['password']}")
         click.echo(f"  API key: {acc['api_key']}")
+    click.echo(f"isp (merchant): client_id {demo_isp['client_id']} (inactive: {demo_isp['inactive_client_id']})")
+    click.echo(f"  package_id {demo_isp['package_id']} (KES {demo_isp['package_price']})")
 
 
 @click.group("merchant")
@@ -76,6 +80,87 @@ def apikey_create(email, name):
     _row, key = ApiKey.issue(user.merchant, name)
     db.session.commit()
     click.echo(key)
+
+
+def _merchant_id(email: str) -> int:
+    user = User.query.filter_by(email=email.strip().lower()).first()
+    if user is None:
+        raise click.ClickException(f"no user with email {email}")
+    return user.merchant_id
+
+
+@click.group("isp")
+def isp_group():
+    """Manage internet package clients (storefronts) and packages."""
+
+
+@isp_group.group("client")
+def isp_client_group():
+    """A merchant's clients: the client_id their storefronts send."""
+
+
+@isp_client_group.command("create")
+@click.option("--email", required=True, help="A portal user of the merchant.")
+@click.option("--name", required=True)
+@with_appcontext
+def isp_client_create(email, name):
+    """Create an active client; its client_id is printed."""
+    try:
+        client = isp.create_client(_merchant_id(email), name)
+    except isp.IspInputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from None
+    click.echo(client.id)
+
+
+@isp_client_group.command("list")
+@click.option("--email", required=True, help="A portal user of the merchant.")
+@with_appcontext
+def isp_client_list(email):
+    """List the merchant's clients: client_id, status, name."""
+    for client in isp.clients_of(_merchant_id(email)):
+        click.echo(f"{client.id}  {'active  ' if client.active else 'inactive'}  {client.name}")
+
+
+@isp_client_group.command("deactivate")
+@click.argument("client_id")
+@click.option("--email", required=True, help="A portal user of the merchant.")
+@with_appcontext
+def isp_client_deactivate(client_id, email):
+    """Deactivate a client: its storefront's requests are refused from now on."""
+    client = IspClient.get_for_merchant(_merchant_id(email), id=client_id.strip().lower())
+    if client is None:
+        raise click.ClickException(f"the merchant of {email} has no client {client_id}")
+    isp.set_active(client, False)
+    click.echo(f"client {client.id} ({client.name}) deactivated")
+
+
+@isp_group.group("package")
+def isp_package_group():
+    """A merchant's internet packages: what customers buy, at the package's price."""
+
+
+@isp_package_group.command("create")
+@click.option("--email", required=True, help="A portal user of the merchant.")
+@click.option("--name", required=True)
+@click.option("--price", required=True, type=int, help="Whole shillings (KES).")
+@with_appcontext
+def isp_package_create(email, name, price):
+    """Create an active package; its package_id is printed."""
+    try:
+        package = isp.create_package(_merchant_id(email), name, price)
+    except isp.IspInputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(package.id)
+
+
+@isp_package_group.command("list")
+@click.option("--email", required=True, help="A portal user of the merchant.")
+@with_appcontext
+def isp_package_list(email):
+    """List the merchant's packages: package_id, status, price, name."""
+    for package in isp.packages_of(_merchant_id(email)):
+        status = "active  " if package.active else "inactive"
+        click.echo(f"{package.id}  {status}  KES {package.price // 100:>7,}  {package.name}")
 
 
 @click.command("sweep")

@@ -129,6 +129,11 @@ class Config(BaseSettings):
     GATEWAY_RATE_LIMIT: str = "300 per minute"
     # Portal sign-in attempts per IP.
     LOGIN_RATE_LIMIT: str = "10 per minute"
+    # Isp API: requests per client_id (per IP when the body names no well-formed one), both routes together.
+    ISP_RATE_LIMIT: str = "100 per minute"
+    # Seconds: a status check asks Daraja (STK query) about a payment at most once per this window,
+    # however often clients poll; the polls in between are answered from the database.
+    STATUS_QUERY_EVERY: float = Field(5.0, gt=0)
     # Seconds between two runs of the sweeper.
     SWEEP_INTERVAL: float = Field(30.0, gt=0)
     # Seconds after creation when the sweeper first asks Daraja about a payment it heard nothing of.

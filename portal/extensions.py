@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from functools import cache
 
 from flask.json.provider import DefaultJSONProvider
+from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -27,6 +28,7 @@ migrate = Migrate()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address)
 csrf = CSRFProtect()
+cors = CORS()  # bound to the resources of the APIs browsers call (api/isp.py)
 
 
 @contextmanager

@@ -52,6 +52,8 @@ FROM_ENV = {
     "CHECKOUT_RATE_LIMIT": ("CHECKOUT_RATE_LIMIT", "5 per minute", "5 per minute"),
     "CHECKOUT_INITIATE_RATE_LIMIT": ("CHECKOUT_INITIATE_RATE_LIMIT", "2 per minute", "2 per minute"),
     "LOGIN_RATE_LIMIT": ("LOGIN_RATE_LIMIT", "3 per minute", "3 per minute"),
+    "ISP_RATE_LIMIT": ("ISP_RATE_LIMIT", "7 per minute", "7 per minute"),
+    "STATUS_QUERY_EVERY": ("STATUS_QUERY_EVERY", "12", 12.0),
     "SWEEP_INTERVAL": ("SWEEP_INTERVAL", "7", 7.0),
     "SWEEP_QUERY_AFTER": ("SWEEP_QUERY_AFTER", "8", 8.0),
     "SWEEP_QUERY_EVERY": ("SWEEP_QUERY_EVERY", "9", 9.0),

@@ -1,5 +1,6 @@
 """Models: one module per aggregate. Importing this package registers every table."""
 
+from portal.models.isp import InternetPackage, IspClient
 from portal.models.merchant import ApiKey, Merchant, User
 from portal.models.payment import Callback, IdempotencyRecord, Payment, PaymentEvent, PaymentStatus
 from portal.models.sandbox import (
@@ -15,6 +16,8 @@ __all__ = [
     "ApiKey",
     "Callback",
     "IdempotencyRecord",
+    "InternetPackage",
+    "IspClient",
     "Merchant",
     "Payment",
     "PaymentEvent",

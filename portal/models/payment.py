@@ -44,6 +44,7 @@ class Payment(MerchantScoped, db.Model):
     id = db.Column(db.Integer, primary_key=True)
     merchant_id = db.Column(db.Integer, db.ForeignKey("merchants.id"), nullable=False)
     reference = db.Column(db.String(40), nullable=False, unique=True)
+    uid = db.Column(db.String(36), unique=True)  # a UUID for APIs that name payments by one (isp: transaction_id)
     rail = db.Column(db.String(16), nullable=False)
     kind = db.Column(db.String(16), nullable=False)
     status = db.Column(db.String(16), nullable=False, default=PaymentStatus.PENDING)

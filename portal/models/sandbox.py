@@ -51,6 +51,7 @@ class SandboxStkRequest(db.Model):
     receipt = db.Column(db.String(16))
     resolved_at = db.Column(db.DateTime)
     callbacks_sent = db.Column(db.Integer, nullable=False, default=0)  # copies handed to delivery
+    queries = db.Column(db.Integer, nullable=False, default=0, server_default="0")  # STK queries answered about it
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     @property

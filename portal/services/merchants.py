@@ -2,11 +2,12 @@
 
 import hashlib
 import hmac
+import uuid
 
 from flask import current_app
 
 from portal.extensions import db
-from portal.models import ApiKey, Merchant, User
+from portal.models import ApiKey, InternetPackage, IspClient, Merchant, User
 
 
 class MerchantExists(ValueError):
@@ -58,7 +59,8 @@ DEMO_ACCOUNTS = {
 
 
 def seed_demo() -> dict:
-    """Creates the demo merchants once; re-running returns the same credentials."""
+    """Creates the demo merchants once (and the demo merchant's isp client, inactive client and
+    package); re-running returns the same credentials and ids."""
     out = {}
     for label, (name, email) in DEMO_ACCOUNTS.items():
         password = demo_secret(f"{label}:password", 16)
@@ -75,4 +77,35 @@ def seed_demo() -> dict:
             "password": password,
             "api_key": api_key,
         }
+    out["isp"] = _seed_isp(out["merchant"]["id"])
     return out
+
+
+DEMO_PACKAGE_PRICE = 50  # KES: within the sandbox balance, so a demo purchase succeeds
+
+
+def _demo_uuid(label: str) -> str:
+    """A stable UUID for a demo object (derived like the demo secrets), so ids survive a fresh database."""
+    return str(uuid.UUID(hex=demo_secret(f"isp:{label}", 32), version=4))
+
+
+def _seed_isp(merchant_id: int) -> dict:
+    """The demo merchant's storefront (active), a retired one (inactive) and a package."""
+    wanted = (
+        (IspClient, "client", {"name": "Demo hotspot", "active": True}),
+        (IspClient, "inactive_client", {"name": "Retired kiosk", "active": False}),
+        (InternetPackage, "package", {"name": "Daily 1 GB", "price": DEMO_PACKAGE_PRICE * 100, "active": True}),
+    )
+    ids = {}
+    for model, label, fields in wanted:
+        ident = _demo_uuid(label)
+        if db.session.get(model, ident) is None:
+            db.session.add(model(id=ident, merchant_id=merchant_id, **fields))
+        ids[label] = ident
+    db.session.commit()
+    return {
+        "client_id": ids["client"],
+        "inactive_client_id": ids["inactive_client"],
+        "package_id": ids["package"],
+        "package_price": DEMO_PACKAGE_PRICE,
+    }

@@ -4,6 +4,7 @@ strings and odd path segments at every JSON route in the URL map and asserts no 
 found by walking the URL map, so a new JSON route is covered (or the guard fails) automatically."""
 
 import json
+from typing import NamedTuple
 from urllib.parse import quote
 
 import pytest
@@ -19,12 +20,13 @@ from tests.helpers import settled
 JSON_BLUEPRINTS = {
     "checkout": "api_key",  # the checkout API (Bearer key)
     "gateway": "api_key",  # the gateway API (Bearer key)
+    "isp": "isp_client",  # the isp API: a client_id (and a package to buy) in the JSON body
     "daraja_webhooks": None,  # Daraja's callbacks: anonymous, always acknowledged
     "sandbox_daraja": "daraja_token",  # the Daraja simulator (Bearer token from its OAuth)
     "sandbox_faults": None,  # the simulators' fault switchboard (sandbox only, no credential)
 }
 # Blueprints that are not JSON (portal pages, the virtual phone, static files): other guards' business.
-NOT_JSON = {"auth", "dashboard", "payments", "keys", "settings", "sandbox_phone", ""}
+NOT_JSON = {"auth", "dashboard", "payments", "keys", "settings", "isp_pages", "sandbox_phone", ""}
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 # Routes known to answer 5xx to a body, each checked to still fail (so it leaves the list once
@@ -61,6 +63,11 @@ FIELDS = [
     "accountReference",
     "transactionDesc",
     "checkoutRequestId",
+    "client_id",
+    "package_id",
+    "phone_number",
+    "description",
+    "checkout_id",
 ]
 ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None)  # surrogates and NUL too
 TEXT = st.text(ANY_CHAR, max_size=40) | st.sampled_from(
@@ -154,13 +161,35 @@ def json_rules(app):
     return rules
 
 
+class BodyCredential(NamedTuple):
+    """A credential carried in a JSON object body (the isp client_id, with a package to buy)."""
+
+    fields: dict  # put over the fuzz's own values
+    defaults: dict = {}  # valid values put under them, so the fuzz reaches past their checks too
+
+
+def _authorised(credential, headers: dict, body: bytes) -> tuple[dict, bytes]:
+    """The request with its credential where that kind carries it: a string is the Authorization
+    header; a BodyCredential goes into a body that is a JSON object. Other bodies go as they are:
+    they never reach the check."""
+    if isinstance(credential, BodyCredential):
+        try:
+            value = json.loads(body)
+        except (ValueError, RecursionError):
+            return headers, body
+        if not isinstance(value, dict):
+            return headers, body
+        return headers, _dump({**credential.defaults, **value, **credential.fields})
+    return ({**headers, "Authorization": credential} if credential else headers), body
+
+
 def test_known_failing_routes_still_exist_and_still_fail(app, credentials):
     rules = {rule.rule: rule for rule in json_rules(app)}
     client = app.test_client()
     for path, body in KNOWN_FAILING.items():
         assert path in rules, f"KNOWN_FAILING lists {path}, which is no longer a JSON route"
         credential = credentials[JSON_BLUEPRINTS[rules[path].endpoint.rpartition(".")[0]]]
-        headers = {"Content-Type": "application/json", **({"Authorization": credential} if credential else {})}
+        headers, body = _authorised(credential, {"Content-Type": "application/json"}, body)
         answer = client.post(path, data=body, headers=headers)
         assert answer.status_code >= 500, f"{path} no longer fails on {body[:40]!r}: take it out of KNOWN_FAILING"
 
@@ -175,7 +204,16 @@ def credentials(app, accounts, live_server):
         basic = b64encode(f"{merchant.daraja_consumer_key}:{merchant.daraja_consumer_secret}".encode()).decode()
         token = issue_token(f"Basic {basic}").token
         db.session.commit()
-    return {"api_key": f"Bearer {accounts['merchant']['api_key']}", "daraja_token": f"Bearer {token}", None: None}
+    isp = BodyCredential(
+        {"client_id": accounts["isp"]["client_id"], "package_id": accounts["isp"]["package_id"]},
+        {"phone_number": "0712345678", "description": "Fuzz"},
+    )
+    return {
+        "api_key": f"Bearer {accounts['merchant']['api_key']}",
+        "daraja_token": f"Bearer {token}",
+        "isp_client": isp,
+        None: None,
+    }
 
 
 def test_no_json_route_answers_5xx_to_anything(app, credentials):
@@ -190,8 +228,8 @@ def test_no_json_route_answers_5xx_to_anything(app, credentials):
         for name in rule.arguments:
             path = path.replace(f"<{name}>", "ws_CO%00" if name != "prompt_id" else "1")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            for body in RAW:
-                headers = {"Content-Type": "application/json", **({"Authorization": credential} if credential else {})}
+            for raw in RAW:
+                headers, body = _authorised(credential, {"Content-Type": "application/json"}, raw)
                 answer = client.open(path + "?limit=%C2%B2&status=%00", method=method, data=body, headers=headers)
                 if answer.status_code >= 500:
                     failures.append(f"{answer.status_code} {method} {path} body={body[:200]!r}")
@@ -207,6 +245,11 @@ def test_no_json_route_answers_5xx_to_anything(app, credentials):
 def _probe(client, rule, credential, failures):
     """A hypothesis test for one rule; each 5xx is added to `failures`."""
     methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+    if isinstance(credential, BodyCredential):  # the client alone, with its package, and with valid defaults
+        client_only = BodyCredential({"client_id": credential.fields["client_id"]})
+        credentials = st.sampled_from([client_only, credential._replace(defaults={}), credential])
+    else:
+        credentials = st.just(credential)
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(
@@ -215,7 +258,7 @@ def _probe(client, rule, credential, failures):
         content_type=CONTENT_TYPES,
         query=QUERY,
         segments=st.fixed_dictionaries({name: SEGMENTS for name in rule.arguments}),
-        authorization=st.just(credential) | st.none() | HEADER_TEXT,
+        authorization=credentials | st.none() | HEADER_TEXT,
         idempotency_key=st.none() | HEADER_TEXT | st.sampled_from(["", " ", "k" * 300, "\x00", "ÿ"]),
     )
     def probe(method, body, content_type, query, segments, authorization, idempotency_key):
@@ -224,7 +267,7 @@ def _probe(client, rule, credential, failures):
             path = path.replace(f"<{name}>", _quote(value))
         headers = {"Content-Type": content_type}
         if authorization is not None:
-            headers["Authorization"] = authorization
+            headers, body = _authorised(authorization, headers, body)
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
         qs = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in query.items())

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import ApiKey, Merchant, Payment
+from portal.models import ApiKey, InternetPackage, IspClient, Merchant, Payment
 from tests.conftest import AuthActions
 
 # Rules whose URL variables name no merchant's object, each with the reason. The test fails if
@@ -33,6 +33,7 @@ AUTH_BY_BLUEPRINT = {
     "payments": "session",
     "keys": "session",
     "settings": "session",
+    "isp_pages": "session",
 }
 
 COLUMNS_THAT_MAY_CHANGE = {("api_keys", "last_used_at")}  # the caller's own key is touched on use
@@ -69,12 +70,21 @@ def _api_key(merchant_id: int) -> ApiKey:
     return row
 
 
+def _isp(model, merchant_id: int, **fields):
+    row = model(merchant_id=merchant_id, name=f"Tenancy {next(_serial)}", **fields)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
 # URL variable -> a function that creates merchant A's object and returns the variable's value.
 FILL: dict[str, Callable[[int], object]] = {
     "checkout_request_id": lambda m: _payment(m).checkout_request_id,
     "payment_id": lambda m: _payment(m).id,
     "transaction_id": lambda m: _payment(m).id,
     "key_id": lambda m: _api_key(m).id,
+    "client_id": lambda m: _isp(IspClient, m).id,
+    "package_id": lambda m: _isp(InternetPackage, m, price=5000).id,
 }
 
 
@@ -157,6 +167,54 @@ def test_another_merchants_objects_answer_404_and_stay_unchanged(app, accounts):
             answer = owner_client.get(path, headers=headers)
             assert answer.status_code == 200, f"GET {path} as its owner: {answer.status_code}"
     print(f"tenancy guard checked {len(checked)} route-methods: {checked}")
+
+
+# Blueprints whose routes name the merchant's objects in the JSON body instead of the URL, each
+# with the body naming merchant A's objects under the caller's credential (`owner` and
+# `credential` are made by _isp_objects). The guard fails for a route of theirs it has no body for.
+BODY_ADDRESSED: dict[str, dict[str, Callable[[dict, str], dict]]] = {
+    "isp": {
+        "isp.initiate": lambda owner, credential: {
+            "client_id": credential,
+            "package_id": owner["package_id"],
+            "phone_number": "254708374149",
+            "description": "Tenancy",
+        },
+        "isp.status": lambda owner, credential: {"client_id": credential, "checkout_id": owner["checkout_id"]},
+    }
+}
+
+
+def _isp_objects(merchant_id: int) -> dict:
+    payment = _payment(merchant_id)
+    client = _isp(IspClient, merchant_id)
+    payment.api, payment.meta = "isp", {"isp_client_id": client.id}
+    db.session.commit()
+    return {
+        "client_id": client.id,
+        "package_id": _isp(InternetPackage, merchant_id, price=5000).id,
+        "checkout_id": payment.checkout_request_id,
+    }
+
+
+def test_objects_named_in_the_body_answer_404_to_another_merchant(app, accounts, live_server):
+    owner_id, intruder_id = accounts["merchant"]["id"], accounts["other_merchant"]["id"]
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint.rpartition(".")[0] in BODY_ADDRESSED]
+    assert len(rules) >= 2
+    client = app.test_client()
+    for rule in rules:
+        bodies = BODY_ADDRESSED[rule.endpoint.rpartition(".")[0]]
+        assert rule.endpoint in bodies, f"the tenancy guard has no body for {rule.rule} ({rule.endpoint})"
+        with app.app_context():
+            owner, intruder = _isp_objects(owner_id), _isp_objects(intruder_id)
+            before = snapshot()
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            answer = client.open(rule.rule, method=method, json=bodies[rule.endpoint](owner, intruder["client_id"]))
+            assert answer.status_code in (403, 404), f"{method} {rule.rule} as another merchant: {answer.status_code}"
+            with app.app_context():
+                assert snapshot() == before, f"{method} {rule.rule} as another merchant changed the database"
+            mine = client.open(rule.rule, method=method, json=bodies[rule.endpoint](owner, owner["client_id"]))
+            assert mine.status_code == 200, f"{method} {rule.rule} as its owner: {mine.status_code} {mine.get_json()}"
 
 
 @pytest.mark.parametrize("name", sorted(FILL))

@@ -132,9 +132,13 @@ def initiate_stk_push(
     api: str,
     source: str = "api",
     idempotency_key: str | None = None,
+    reference: str | None = None,
+    uid: str | None = None,
+    meta: dict | None = None,
 ) -> Payment:
     """Records a pending payment, asks Daraja to prompt the customer, and moves the payment
-    to processing. `amount` is in minor units and must be whole shillings.
+    to processing. `amount` is in minor units and must be whole shillings. A dialect that names
+    payments its own way passes their `reference` (unique; default PAY + 16 hex digits) and `uid`.
 
     Raises NotConfigured, SubscriberBusy, ProviderRejected, ProviderUnavailable (the payment
     is failed) or OutcomeUnknown (the payment is timeout until the truth arrives).
@@ -148,7 +152,8 @@ def initiate_stk_push(
             source,
             f"STK push requested through the {api} API",
             merchant_id=merchant.id,
-            reference=new_reference(),
+            reference=reference or new_reference(),
+            uid=uid,
             rail="mpesa",
             kind="stk_push",
             status=S.PENDING,
@@ -159,7 +164,7 @@ def initiate_stk_push(
             description=description,
             api=api,
             idempotency_key=idempotency_key,
-            meta={},
+            meta=meta or {},
         )
         callback_url = stk_callback_url(payment)
         db.session.commit()  # the row exists before Daraja can possibly call back

@@ -29,7 +29,7 @@ from portal.services.mpesa.stk import (
 S = PaymentStatus
 PROVIDER_ID = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII: what Daraja's ids are made of
 RECEIPT = re.compile(r"[A-Z0-9]{1,32}")
-REFERENCE = re.compile(r"[A-Z0-9]{1,40}")
+REFERENCE = re.compile(r"[A-Za-z0-9-]{1,40}")  # PAY0123ABCD..., or a dialect's own (PKG-20260128150605-abc123)
 
 
 class Malformed(ValueError):

@@ -1,0 +1,215 @@
+"""The isp dialect (shared/seeds/003): public payment initiation and status under /api/v1, for
+storefronts selling internet packages. Authorised by an active `client_id` in the body; the
+amount comes from the package. Errors: {"error": "..."}. Statuses: pending, completed, failed,
+cancelled. Rate limited per client; CORS for browsers.
+"""
+
+import re
+import time
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask_limiter.util import get_remote_address
+
+from portal.api.parsing import BodyError, has_unsafe_characters, parse_json_object
+from portal.dialects import Dialect, register
+from portal.extensions import limiter
+from portal.models import IspClient, Payment, PaymentStatus
+from portal.services import errors, isp
+from portal.services.mpesa.polling import refresh
+from portal.services.phones import InvalidPhone, normalise_safaricom
+
+bp = Blueprint("isp", __name__, url_prefix="/api/v1")
+
+S = PaymentStatus
+STATUS_NAMES = {
+    S.PENDING: "pending",
+    S.PROCESSING: "pending",
+    S.COMPLETED: "completed",
+    S.FAILED: "failed",
+    S.CANCELLED: "cancelled",
+    S.TIMEOUT: "failed",  # Daraja's 1037 and the like: "other codes - failed"
+    S.REVERSED: "failed",  # the money went back: nothing was bought
+}
+INITIATE_FIELDS = ("client_id", "package_id", "phone_number", "description")
+STATUS_FIELDS = ("client_id", "checkout_id")
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+CHECKOUT_ID = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII: what Daraja's ids are made of
+MAX_DESCRIPTION = 255
+# Browsers on any storefront may call the two routes (and read their errors); no cookies are involved.
+CORS_RESOURCES = {
+    r"/api/v1/.*": {
+        "origins": "*",
+        "send_wildcard": True,
+        "methods": ["POST", "OPTIONS"],
+        "allow_headers": ["Content-Type"],
+        "max_age": 600,
+    }
+}
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def error(status: int, message: str):
+    return jsonify(error=message), status
+
+
+def _body() -> dict:
+    """The body as a JSON object, parsed once per request (the rate limit's key reads it first)."""
+    if "isp_body" not in g:
+        try:
+            g.isp_body = parse_json_object(request.get_data(cache=False))
+        except BodyError as exc:
+            g.isp_body = exc
+    if isinstance(g.isp_body, BodyError):
+        raise Refused(400, f"Invalid request body: {g.isp_body.message}")
+    return g.isp_body
+
+
+def _uuid(value) -> str | None:
+    return value.lower() if isinstance(value, str) and UUID.fullmatch(value) else None
+
+
+def _client_key() -> str:
+    """One budget per client_id, so a storefront cannot spend another's; a body naming no
+    well-formed client_id is counted against its IP address instead."""
+    try:
+        client_id = _uuid(_body().get("client_id"))
+    except Refused:
+        client_id = None
+    return f"client:{client_id}" if client_id else f"ip:{get_remote_address()}"
+
+
+limiter.shared_limit(
+    lambda: current_app.config["ISP_RATE_LIMIT"],
+    scope="isp",
+    key_func=_client_key,
+    exempt_when=lambda: request.method == "OPTIONS",  # a CORS preflight is the browser's, not a request
+)(bp)
+
+
+@bp.errorhandler(429)
+def _too_many(_exc):
+    response = jsonify(error="Too many requests for this client, please try again later.")
+    current = limiter.current_limit
+    if current is not None:
+        response.headers["Retry-After"] = str(max(1, int(current.reset_at - time.time())))
+    return response, 429
+
+
+@bp.errorhandler(Refused)
+def _refused(exc: Refused):
+    return error(exc.status, exc.message)
+
+
+def _required(body: dict, names: tuple[str, ...]) -> None:
+    missing = [n for n in names if body.get(n) is None or (isinstance(body[n], str) and not body[n].strip())]
+    if missing:
+        raise Refused(400, f"Missing required fields: {', '.join(missing)}")
+
+
+def _client(body: dict) -> str:
+    client_id = _uuid(body["client_id"])
+    if client_id is None:
+        raise Refused(400, "Invalid client_id format")
+    return client_id
+
+
+def _active_client(client_id: str) -> IspClient:
+    client = isp.active_client(client_id)
+    if client is None:
+        raise Refused(403, "Invalid or inactive client")
+    return client
+
+
+def _description(value) -> str:
+    text = value.strip() if isinstance(value, str) else None
+    if text is None or len(text) > MAX_DESCRIPTION or has_unsafe_characters(text):
+        raise Refused(400, f"Invalid description: text of 1 to {MAX_DESCRIPTION} characters on one line")
+    return text
+
+
+@bp.post("/payments/initiate")
+def initiate():
+    body = _body()
+    _required(body, INITIATE_FIELDS)
+    client_id = _client(body)
+    package_id = _uuid(body["package_id"])
+    if package_id is None:
+        raise Refused(400, "Invalid package_id format")
+    try:
+        phone = normalise_safaricom(body["phone_number"])
+    except InvalidPhone as exc:
+        reason = str(exc)
+        raise Refused(400, f"Invalid phone_number format: {reason[:1].lower()}{reason[1:]}") from None
+    description = _description(body["description"])
+
+    client = _active_client(client_id)
+    package = isp.package_of(client, package_id)
+    if package is None:
+        raise Refused(404, "Package not found")
+    if not package.active:
+        raise Refused(400, "Package is inactive")
+    try:
+        payment = isp.initiate(client, package, phone=phone, description=description)
+    except errors.SubscriberBusy:
+        # Not a failure of ours: the customer is answering another prompt. Conflict, retry later.
+        return error(
+            409, "failed to initiate STK push: the customer already has a payment prompt open; try again in a minute"
+        )
+    except errors.ProviderRejected as exc:
+        return error(500, f"failed to initiate STK push: {exc.code}: {exc}")
+    except errors.OutcomeUnknown:
+        return error(
+            500,
+            "failed to initiate STK push: M-Pesa did not answer in time; the prompt may still reach "
+            "the customer, so do not retry at once",
+        )
+    except errors.PaymentError as exc:  # not configured, or M-Pesa unreachable
+        return error(500, f"failed to initiate STK push: {exc}")
+    return jsonify(
+        transaction_id=payment.uid,
+        checkout_id=payment.checkout_request_id,
+        message="Payment initiated successfully",
+        status=STATUS_NAMES[payment.status],
+    )
+
+
+@bp.post("/payments/status")
+def status():
+    body = _body()
+    _required(body, STATUS_FIELDS)
+    client_id = _client(body)
+    checkout_id = body["checkout_id"]
+    if not isinstance(checkout_id, str) or not CHECKOUT_ID.fullmatch(checkout_id):
+        raise Refused(400, "Invalid checkout_id format")
+
+    client = _active_client(client_id)
+    payment = isp.payment_of(client, checkout_id)
+    if payment is None:
+        raise Refused(404, "Payment not found")
+    payment = refresh(payment, current_app.config["STATUS_QUERY_EVERY"])
+    return jsonify(serialise(payment))
+
+
+def serialise(payment: Payment) -> dict:
+    return {
+        "transaction_id": payment.uid,
+        "checkout_id": payment.checkout_request_id,
+        "status": STATUS_NAMES[payment.status],
+        "amount": payment.amount_major,
+        "reference": payment.reference,
+        "phone_number": "+" + payment.phone if payment.phone else None,
+    }
+
+
+def render_error(status: int, message: str, details=None):
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+DIALECT = register(Dialect(name=isp.API, render_error=render_error, status_names=STATUS_NAMES, prefixes=("/api/v1",)))
