@@ -47,13 +47,14 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
         return app
 
     import portal.services  # noqa: F401  (every rail registers its inbox interpreters and sweeper steps)
-    from portal.api import checkout, gateway
+    from portal.api import checkout, docs, gateway
     from portal.web import auth, dashboard, keys, payments, settings
     from portal.webhooks import daraja as daraja_webhooks
 
     for bp in (checkout.bp, gateway.bp, daraja_webhooks.bp):
         csrf.exempt(bp)  # authenticated by API key or callback token, not a session
         app.register_blueprint(bp)
+    app.register_blueprint(docs.bp)  # the OpenAPI document of every route above, and its page
     for bp in (auth.bp, dashboard.bp, payments.bp, keys.bp, settings.bp):
         app.register_blueprint(bp)
 

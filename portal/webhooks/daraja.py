@@ -3,10 +3,13 @@ Whatever arrives is stored and acknowledged (a body over MAX_CONTENT_LENGTH is r
 413 before it is read)."""
 
 import logging
+from typing import Any, Literal
 
 from flask import jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from portal import openapi
 from portal.dialects import dialect_of
 from portal.extensions import db
 from portal.services import inbox
@@ -14,6 +17,67 @@ from portal.webhooks import provider_blueprint
 
 bp = provider_blueprint("daraja_webhooks", __name__)
 log = logging.getLogger(__name__)
+openapi.section(
+    bp,
+    "provider callbacks",
+    "Where Daraja posts results: any bytes are stored first, then read, and always acknowledged",
+    responses={413: openapi.Answer(None, "The body is over the size limit (refused unread)")},
+)
+
+
+# -- Daraja's shapes, for the OpenAPI document (services/mpesa/stk_inbox.py reads the bytes) -----
+class CallbackItem(BaseModel):
+    Name: str
+    Value: Any = None
+
+
+class ResultMetadata(BaseModel):
+    Item: list[CallbackItem]
+
+
+class StkCallback(BaseModel):
+    MerchantRequestID: str
+    CheckoutRequestID: str
+    ResultCode: int
+    ResultDesc: str
+    CallbackMetadata: ResultMetadata | None = None
+
+
+class StkCallbackBody(BaseModel):
+    stkCallback: StkCallback
+
+
+class StkCallbackRequest(BaseModel):
+    Body: StkCallbackBody
+
+
+class DarajaCallbackQuery(BaseModel):
+    """The callback URL we hand Daraja carries the payment's reference and a token."""
+
+    ref: str | None = Field(None, description="The payment's reference")
+    token: str | None = Field(None, description="Proves the callback came through the URL we handed out")
+
+
+class Ack(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckoutAck(Ack):
+    message: str
+    status: Literal["PENDING", "SUCCESS", "FAILED", "RECEIVED"]
+
+
+class DarajaAck(Ack):
+    ResultCode: Literal[0]
+    ResultDesc: str
+
+
+class WaterAck(Ack):
+    success: Literal[True]
+    message: str
+
+
+RECEIVED = openapi.Raw(StkCallbackRequest)
 
 
 def _receive(kind: str) -> inbox.Verdict | None:
@@ -36,6 +100,9 @@ def _receive(kind: str) -> inbox.Verdict | None:
         return None
 
 
+@openapi.operation(
+    "Daraja's STK result for a checkout payment", body=RECEIVED, query=DarajaCallbackQuery, responses={200: CheckoutAck}
+)
 @bp.post("/callback")
 def checkout_stk():
     verdict = _receive("stk")
@@ -44,12 +111,24 @@ def checkout_stk():
     return jsonify(message="Callback processed successfully", status=name)
 
 
+@openapi.operation(
+    "Daraja's STK result for a gateway or portal payment",
+    body=RECEIVED,
+    query=DarajaCallbackQuery,
+    responses={200: DarajaAck},
+)
 @bp.post("/api/mpesa/callback/stk")
 def gateway_stk():
     _receive("stk")
     return jsonify(ResultCode=0, ResultDesc="Accepted")
 
 
+@openapi.operation(
+    "Daraja's STK result for a water station payment",
+    body=RECEIVED,
+    query=DarajaCallbackQuery,
+    responses={200: WaterAck},
+)
 @bp.post("/api/payments/mpesa/callback")
 def water_stk():
     _receive("stk")
