@@ -51,7 +51,7 @@ class Failure(Answer):
 
     success: Literal[False]
     message: str
-    error: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="A code in capitals, e.g. VALIDATION_ERROR")
+    error: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="A code in capitals", examples=["VALIDATION_ERROR"])
     errors: list[FieldProblem] | None = None
 
 

@@ -29,6 +29,7 @@ CONFORMANCE = [response_schema_conformance, status_code_conformance, content_typ
 # processing) with HTTP 500 and code 500.001.1001, and the simulator does as Daraja does. Any
 # other 5xx from it (500.003.1001 is the simulator crashing) fails the guard.
 DARAJA_REFUSAL = "500.001.1001"
+STREAM = "text/event-stream"
 
 
 @pytest.fixture
@@ -69,10 +70,26 @@ def _daraja_refusal_only(case, response) -> None:
         )
 
 
+def _streams(operation) -> bool:
+    return any(STREAM in answer.get("content", {}) for answer in operation.definition.raw["responses"].values())
+
+
+def _stream_opens(case, http: requests.Session, base_url: str, credential: dict) -> None:
+    """An event stream never ends: its status and content type are checked, its body is not read."""
+    sent = case.as_transport_kwargs(base_url=base_url, headers=credential)
+    with http.request(**sent, stream=True, timeout=30) as response:
+        documented = case.operation.definition.raw["responses"]
+        assert response.status_code < 500, f"{response.status_code} from {case.operation.label}"
+        assert str(response.status_code) in documented, f"undocumented {response.status_code} {sent}"
+        media = response.headers.get("Content-Type", "").split(";")[0]
+        assert media in documented[str(response.status_code)].get("content", {media: None}), media
+
+
 def _probe(operation, base_url: str, http: requests.Session, credential: dict):
     """A hypothesis test of one operation, with valid and invalid requests."""
     checks = CONFORMANCE if "sandbox" in operation.tags else [not_a_server_error, *CONFORMANCE]
     faults = operation.path == "/sandbox/faults"
+    streams = _streams(operation)
 
     @settings(
         max_examples=EXAMPLES,
@@ -86,6 +103,9 @@ def _probe(operation, base_url: str, http: requests.Session, credential: dict):
         case=st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
     )
     def probe(case):
+        if streams:
+            _stream_opens(case, http, base_url, credential)
+            return
         try:
             response = case.call(base_url=base_url, session=http, headers=credential, timeout=30)
         finally:
