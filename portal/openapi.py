@@ -89,10 +89,15 @@ def _answer(value) -> Answer:
     return value if isinstance(value, Answer) else Answer(value)
 
 
+def _known(auth: str) -> None:
+    if auth != PUBLIC and auth not in SECURITY_SCHEMES:
+        raise ValueError(f"auth must be openapi.PUBLIC or one of {sorted(SECURITY_SCHEMES)}, not {auth!r}")
+
+
 def section(bp: Blueprint, tag: str, description: str, auth: str = PUBLIC, responses: dict | None = None) -> None:
     """Declares what `bp`'s routes share. `responses` are answers any of them may give (401 is
     dropped from public routes)."""
-    assert auth == PUBLIC or auth in SECURITY_SCHEMES, auth
+    _known(auth)
     _SECTIONS[bp.name] = Section(tag, description, auth, {s: _answer(a) for s, a in (responses or {}).items()})
 
 
@@ -111,7 +116,8 @@ def operation(
     """Marks a view with its operation. `body` is the model that validates the JSON body, a
     `Raw(model)` for a provider's callback, or EMPTY; `responses` maps status codes to answer
     models (or Answer). The view must validate with the same models, so the two cannot drift."""
-    assert auth is None or auth == PUBLIC or auth in SECURITY_SCHEMES, auth
+    if auth is not None:
+        _known(auth)
     op = Operation(
         summary=summary,
         responses={s: _answer(a) for s, a in responses.items()},
