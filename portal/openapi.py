@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-from werkzeug.routing import IntegerConverter, PathConverter, Rule
+from werkzeug.routing import IntegerConverter, PathConverter, Rule, UUIDConverter
 
 VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
@@ -166,6 +166,8 @@ def _converter_schema(rule: Rule, name: str) -> dict:
         if converter.max is not None:
             schema["maximum"] = converter.max
         return schema
+    if isinstance(converter, UUIDConverter):
+        return {"type": "string", "format": "uuid"}
     if isinstance(converter, PathConverter):
         return {"type": "string", "minLength": 1}
     return {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}
