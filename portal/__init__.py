@@ -7,6 +7,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from portal import cli, config, errors, queueing, sandbox, web
 from portal.extensions import StrictJSONProvider, cors, csrf, db, limiter, login_manager, migrate
@@ -19,6 +20,15 @@ class Portal(Flask):
     json_provider_class = StrictJSONProvider  # no NaN or Infinity, no crash on deep nesting
 
 
+class RowId(IntegerConverter):
+    """Every `<int:...>` in this app is a row id: one past the database's integer cannot name a
+    row, so it does not match (404) rather than fail the query (PostgreSQL: integer out of range)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
     """The whole app, or with part="sandbox" the provider simulators alone (sandbox_wsgi.py)."""
     app = Portal(
@@ -27,6 +37,7 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
         static_folder=os.path.join(ROOT, "static"),
         instance_path=config.INSTANCE_PATH,
     )
+    app.url_map.converters["int"] = RowId
     app.config.update(config.load(overrides))  # overrides (tests) win over the environment and .env
     app.json.sort_keys = False  # answers keep the documented field order
     app.add_template_filter(nairobi)
@@ -47,7 +58,7 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
         return app
 
     import portal.services  # noqa: F401  (every rail registers its inbox interpreters and sweeper steps)
-    from portal.api import checkout, gateway
+    from portal.api import checkout, docs, gateway
     from portal.api import isp as isp_api
     from portal.web import auth, dashboard, keys, payments, settings
     from portal.web import isp as isp_pages
@@ -56,6 +67,7 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
     for bp in (checkout.bp, gateway.bp, isp_api.bp, daraja_webhooks.bp):
         csrf.exempt(bp)  # authenticated by API key, client id or callback token, not a session
         app.register_blueprint(bp)
+    app.register_blueprint(docs.bp)  # the OpenAPI document of every route above, and its page
     for bp in (auth.bp, dashboard.bp, payments.bp, keys.bp, settings.bp, isp_pages.bp):
         app.register_blueprint(bp)
     cors.init_app(app, resources=isp_api.CORS_RESOURCES)

@@ -4,20 +4,30 @@ Errors: {"error": ..., "details": [...field errors...]} for validation, else
 {"error": ..., "details": "..."}. Statuses: PENDING, SUCCESS, FAILED.
 """
 
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, current_app, g, jsonify, request
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, WithJsonSchema, field_validator
 from sqlalchemy import text
 
+from portal import openapi
 from portal.api import fields, idempotent
 from portal.api.auth import authenticate
-from portal.api.parsing import BodyError, echo, has_unsafe_characters, parse_json_object, whole_number
+from portal.api.checkout_schemas import (
+    CheckoutError,
+    CheckoutHealth,
+    CheckoutInitiated,
+    CheckoutTransaction,
+    CheckoutTransactionList,
+    CheckoutTransactionPath,
+    CheckoutTransactionsQuery,
+)
+from portal.api.parsing import BodyError, echo, parse_json_object
 from portal.dialects import Dialect, register
 from portal.extensions import db, limiter
 from portal.models import Payment, PaymentStatus
 from portal.services import errors, mpesa
-from portal.services.phones import InvalidPhone, normalise_safaricom
+from portal.services.phones import normalise_safaricom
 from portal.timeutil import iso_z, utcnow
 
 bp = Blueprint("checkout", __name__)
@@ -40,6 +50,18 @@ STATUS_FILTER = {
     "FAILED": [S.FAILED, S.CANCELLED, S.TIMEOUT, S.REVERSED],
 }
 MAX_AMOUNT = 70_000
+openapi.section(
+    bp,
+    "checkout",
+    "The checkout API: STK push at /initiate_payment and the merchant's transactions; "
+    'failures are {"error", "details"}',
+    auth="api_key",
+    responses={
+        401: CheckoutError,
+        413: openapi.Answer(CheckoutError, "The body is over the size limit"),
+        429: openapi.Answer(CheckoutError, "Over the rate limits (per IP)"),
+    },
+)
 
 
 def error(status: int, message: str, details: Any = None):
@@ -79,10 +101,14 @@ def _require_key():
 
 
 class InitiatePayment(BaseModel):
-    phone: Any = None
-    amount: Any = None
-    account_reference: Any = "Payment"
-    transaction_desc: Any = "Payment for goods/services"
+    # Each field takes any JSON value and its validator says what is wrong with it; the schemas
+    # say what is right, for the OpenAPI document. The view reads a missing phone or amount as null.
+    model_config = ConfigDict(json_schema_extra={"required": ["phone", "amount"]})
+
+    phone: Annotated[Any, WithJsonSchema(fields.PHONE_SCHEMA)] = None
+    amount: Annotated[Any, WithJsonSchema(fields.shillings_schema(1, MAX_AMOUNT))] = None
+    account_reference: Annotated[Any, WithJsonSchema(fields.REFERENCE_SCHEMA)] = "Payment"
+    transaction_desc: Annotated[Any, WithJsonSchema(fields.text_schema(100))] = "Payment for goods/services"
 
     @field_validator("phone")
     @classmethod
@@ -105,16 +131,21 @@ class InitiatePayment(BaseModel):
         return fields.text(v, name="Transaction description", default="Payment for goods/services")
 
 
-def pydantic_details(exc: ValidationError, raw: dict) -> list:
+def pydantic_details(exc: ValidationError, raw: dict, location: str = "body") -> list:
     details = []
     for err in exc.errors():
         path = str(err["loc"][0]) if err["loc"] else ""
         ctx_error = (err.get("ctx") or {}).get("error")
         msg = str(ctx_error) if ctx_error else err["msg"]
-        details.append(field_error(path, raw.get(path), msg))
+        details.append(field_error(path, raw.get(path), msg, location))
     return details
 
 
+@openapi.operation(
+    "Whether the server reaches its database (never rate-limited)",
+    auth=openapi.PUBLIC,
+    responses={200: CheckoutHealth, 503: CheckoutHealth},
+)
 @bp.get("/health")
 def health():
     try:
@@ -126,6 +157,20 @@ def health():
     return jsonify(status=status, timestamp=iso_z(utcnow()), database=database), code
 
 
+@openapi.operation(
+    "Ask a customer to pay by M-Pesa (STK push)",
+    body=InitiatePayment,
+    headers=idempotent.IdempotencyHeaders,
+    responses={
+        200: CheckoutInitiated,
+        400: openapi.Answer(CheckoutError, "Validation failed: `details` names every bad field"),
+        409: openapi.Answer(CheckoutError, "The customer already has a prompt open, or the key's request is running"),
+        422: openapi.Answer(CheckoutError, "The Idempotency-Key was first used with another body"),
+        502: openapi.Answer(CheckoutError, "M-Pesa refused the request"),
+        503: openapi.Answer(CheckoutError, "M-Pesa is unreachable or not set up for this merchant"),
+        504: openapi.Answer(CheckoutError, "M-Pesa did not answer in time: the payment settles when it reports"),
+    },
+)
 @bp.post("/initiate_payment")
 @limiter.limit(lambda: current_app.config["CHECKOUT_INITIATE_RATE_LIMIT"], override_defaults=False)
 def initiate_payment():
@@ -212,55 +257,47 @@ def serialise(p: Payment) -> dict:
     }
 
 
-def _int_arg(name: str, default: int, low: int, high: int, details: list) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    value = whole_number(raw)
-    if value is None or not low <= value <= high:
-        details.append(field_error(name, raw, f"{name} must be a whole number from {low} to {high:,}", "query"))
-        return default
-    return value
-
-
+@openapi.operation(
+    "The merchant's STK payments, newest first",
+    query=CheckoutTransactionsQuery,
+    responses={
+        200: CheckoutTransactionList,
+        400: openapi.Answer(CheckoutError, "A bad query parameter: `details` names it"),
+    },
+)
 @bp.get("/transactions")
 def transactions():
-    details: list = []
+    raw = request.args.to_dict()
+    try:
+        form = CheckoutTransactionsQuery.model_validate(raw)
+    except ValidationError as exc:
+        return validation_failed(pydantic_details(exc, raw, "query"))
     query = Payment.for_merchant(g.merchant.id).filter(Payment.kind == "stk_push")
-    phone = request.args.get("phone")
-    if phone:
-        try:
-            query = query.filter(Payment.phone == normalise_safaricom(phone))
-        except InvalidPhone as exc:
-            details.append(field_error("phone", phone, str(exc), "query"))
-    status = request.args.get("status")
-    if status:
-        if status.upper() not in STATUS_FILTER:
-            details.append(field_error("status", status, "Status must be one of PENDING, SUCCESS, FAILED", "query"))
-        else:
-            query = query.filter(Payment.status.in_(STATUS_FILTER[status.upper()]))
-    limit = _int_arg("limit", 50, 1, 100, details)
-    skip = _int_arg("skip", 0, 0, 10_000_000, details)
-    if details:
-        return validation_failed(details)
+    if form.phone:
+        query = query.filter(Payment.phone == form.phone)
+    if form.status:
+        query = query.filter(Payment.status.in_(STATUS_FILTER[form.status]))
     total = query.count()
-    rows = query.order_by(Payment.created_at.desc(), Payment.id.desc()).offset(skip).limit(limit).all()
+    rows = query.order_by(Payment.created_at.desc(), Payment.id.desc()).offset(form.skip).limit(form.limit).all()
     return jsonify(transactions=[serialise(p) for p in rows], count=len(rows), total=total)
 
 
+@openapi.operation(
+    "One of the merchant's STK payments by its CheckoutRequestID",
+    path=CheckoutTransactionPath,
+    responses={
+        200: CheckoutTransaction,
+        400: openapi.Answer(CheckoutError, "A malformed id"),
+        404: openapi.Answer(CheckoutError, "No payment of this merchant has this id"),
+    },
+)
 @bp.get("/transactions/<checkout_request_id>")
 def transaction(checkout_request_id: str):
-    if has_unsafe_characters(checkout_request_id) or len(checkout_request_id) > 64:
-        return validation_failed(
-            [
-                field_error(
-                    "checkout_request_id",
-                    checkout_request_id,
-                    "checkout_request_id must be up to 64 printable characters",
-                    "params",
-                )
-            ]
-        )
+    raw = {"checkout_request_id": checkout_request_id}
+    try:
+        CheckoutTransactionPath.model_validate(raw)
+    except ValidationError as exc:
+        return validation_failed(pydantic_details(exc, raw, "params"))
     payment = Payment.get_for_merchant(g.merchant.id, checkout_request_id=checkout_request_id)
     if payment is None:
         return error(404, "Transaction not found", f"No transaction with checkout_request_id {checkout_request_id}")

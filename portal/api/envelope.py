@@ -6,10 +6,10 @@ naming every bad field of a request that failed validation. Requests are parsed 
 so every dialect that speaks this envelope refuses hostile input the same way.
 """
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from flask import jsonify, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from portal.api.parsing import BodyError, echo, parse_json_object
 
@@ -32,6 +32,32 @@ CODES = {
     503: "SERVICE_UNAVAILABLE",
     504: "PROVIDER_TIMEOUT",
 }
+
+
+class Answer(BaseModel):
+    """An answer's model (the OpenAPI document): every field it may carry, nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldProblem(Answer):
+    field: str = Field(description="The bad field's name (dotted when nested), or an empty string for the body")
+    message: str
+    value: Any = Field(None, description="The value sent, echoed back (cut to 500 characters)")
+
+
+class Failure(Answer):
+    """`{"success": false, "message", "error"}`, with `errors` when the request failed validation."""
+
+    success: Literal[False]
+    message: str
+    error: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", description="A code in capitals", examples=["VALIDATION_ERROR"])
+    errors: list[FieldProblem] | None = None
+
+
+class Success(Answer):
+    success: Literal[True]
+    message: str | None = None
 
 
 def ok(data: Any = None, message: str | None = None, status: int = 200, **extra):

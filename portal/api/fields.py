@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, WithJsonSchema
 
-from portal.api.parsing import has_unsafe_characters
-from portal.services.phones import InvalidPhone, normalise_safaricom
+from portal.api.parsing import has_unsafe_characters, whole_number
+from portal.services.phones import SAFARICOM, InvalidPhone, normalise_safaricom
 
 REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,11}")
 
@@ -61,22 +61,55 @@ def text(value: Any, *, name: str, default: str | None = None, longest: int = 10
     return value.strip()
 
 
+# JSON schemas of the rules above, for the models whose fields validate with them.
+PHONE_SCHEMA = {
+    "type": "string",
+    # the canonical forms of Safaricom's ranges; spaces, dashes and brackets are taken too
+    "pattern": "^(?:\\+?254|0)" + SAFARICOM.pattern.removeprefix("^254"),
+    "example": "254712345678",
+    "description": "A Safaricom number as people type it: 2547..., 2541..., +254..., 07... or 01...",
+}
+REFERENCE_SCHEMA = {"type": "string", "pattern": f"^{REFERENCE.pattern}$", "example": "Order123"}
+
+
+def shillings_schema(low: int, high: int) -> dict:
+    return {"type": "integer", "minimum": low, "maximum": high, "description": "Whole Kenya shillings"}
+
+
+_SAFE = r"[^\x00-\x1f\x7f-\x9f]"  # no control characters
+
+
+def text_schema(longest: int) -> dict:
+    """Text with something besides spaces, no control characters."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": longest,
+        "pattern": rf"^{_SAFE}*[^\s\x00-\x1f\x7f-\x9f]{_SAFE}*$",
+    }
+
+
 def Shillings(low: int, high: int):  # noqa: N802  (a type, spelled like one)
     return Annotated[
-        int,
-        BeforeValidator(partial(whole_shillings, low=low, high=high)),
-        WithJsonSchema({"type": "integer", "minimum": low, "maximum": high, "description": "Whole Kenya shillings"}),
+        int, BeforeValidator(partial(whole_shillings, low=low, high=high)), WithJsonSchema(shillings_schema(low, high))
     ]
 
 
-Phone = Annotated[
-    str,
-    BeforeValidator(safaricom_phone),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "example": "254712345678",
-            "description": "A Safaricom number as people type it: 2547..., +2547..., 07... or 01...",
-        }
-    ),
-]
+Phone = Annotated[str, BeforeValidator(safaricom_phone), WithJsonSchema(PHONE_SCHEMA)]
+
+
+def WholeNumber(name: str, low: int, high: int):  # noqa: N802
+    """A query parameter of plain ASCII digits within [low, high]."""
+
+    def check(value: Any) -> int:
+        number = whole_number(value) if isinstance(value, str) else None
+        if number is None or not low <= number <= high:
+            raise ValueError(f"{name} must be a whole number from {low} to {high:,}")
+        return number
+
+    return Annotated[int, BeforeValidator(check), WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
+
+
+def empty_is_absent(data: Any) -> Any:
+    """For a query model's `model_validator(mode="before")`: `?limit=` means no limit given."""
+    return {k: v for k, v in data.items() if v != ""} if isinstance(data, dict) else data

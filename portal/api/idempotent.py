@@ -6,6 +6,7 @@ dialect's own error format. The rules live in services/idempotency.py."""
 from collections.abc import Callable
 
 from flask import Response, g, jsonify, request
+from pydantic import BaseModel, Field
 
 from portal.api.parsing import has_unsafe_characters
 from portal.services import idempotency
@@ -13,6 +14,18 @@ from portal.services import idempotency
 HEADER = "Idempotency-Key"
 MISMATCH = "This Idempotency-Key was first used with a different request body"
 IN_PROGRESS = "A request with this Idempotency-Key is still being processed"
+
+
+class IdempotencyHeaders(BaseModel):
+    """The header a money-moving route takes (the OpenAPI document's description of it)."""
+
+    key: str | None = Field(
+        None,
+        alias=HEADER,
+        min_length=1,
+        max_length=idempotency.MAX_KEY_LENGTH,
+        description="Makes retries safe: a repeat with the same body replays the first answer",
+    )
 
 
 def key_problem(key: str) -> str | None:

@@ -10,6 +10,8 @@ import time
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_limiter.util import get_remote_address
 
+from portal import openapi
+from portal.api import isp_schemas as schemas
 from portal.api.parsing import BodyError, has_unsafe_characters, parse_json_object
 from portal.dialects import Dialect, register
 from portal.extensions import limiter
@@ -19,6 +21,15 @@ from portal.services.mpesa.polling import refresh
 from portal.services.phones import InvalidPhone, normalise_safaricom
 
 bp = Blueprint("isp", __name__, url_prefix="/api/v1")
+openapi.section(
+    bp,
+    "internet packages",
+    "Public payment API for internet packages: authorised by an active client_id in the body",
+    responses={
+        413: openapi.Answer(schemas.IspError, "The body is over the size limit"),
+        429: openapi.Answer(schemas.IspError, "Over the client's 100 requests a minute"),
+    },
+)
 
 S = PaymentStatus
 STATUS_NAMES = {
@@ -132,6 +143,18 @@ def _description(value) -> str:
     return text
 
 
+@openapi.operation(
+    "Initiate an M-Pesa payment for an internet package",
+    body=schemas.InitiateRequest,
+    responses={
+        200: schemas.Initiated,
+        400: schemas.IspError,
+        403: schemas.IspError,
+        404: schemas.IspError,
+        409: schemas.IspError,
+        500: openapi.Answer(schemas.IspError, "failed to initiate STK push: ..."),
+    },
+)
 @bp.post("/payments/initiate")
 def initiate():
     body = _body()
@@ -178,6 +201,11 @@ def initiate():
     )
 
 
+@openapi.operation(
+    "A payment's status, asked of M-Pesa (at most once every few seconds per payment)",
+    body=schemas.StatusRequest,
+    responses={200: schemas.PaymentStatus, 400: schemas.IspError, 403: schemas.IspError, 404: schemas.IspError},
+)
 @bp.post("/payments/status")
 def status():
     body = _body()

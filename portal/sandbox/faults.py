@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel, ConfigDict, create_model
 
+from portal import openapi
 from portal.config import Config
 from portal.queueing import get_redis
 
@@ -153,6 +155,31 @@ def install_api_faults(bp: Blueprint, render_error: Callable[[int, str], Respons
 
 # -- the control endpoint ----------------------------------------------------------------------
 bp = Blueprint("sandbox_faults", __name__, url_prefix="/sandbox/faults")
+openapi.section(
+    bp, "sandbox", "Provider simulators (sandbox mode only): the fault switches", responses={413: openapi.Answer(None)}
+)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# The switchboard's shapes, made from SWITCHES: a switch added to the settings is documented too.
+Changes = create_model(
+    "FaultChanges",
+    __config__=ConfigDict(extra="forbid", json_schema_extra={"description": "null removes an override"}),
+    **{name: (kind | None, None) for name, (kind, _default, _meaning) in SWITCHES.items()},
+)
+Switch = create_model(
+    "FaultSwitch",
+    __base__=Strict,
+    value=(bool | int | float | str, ...),
+    default=(bool | int | float | str, ...),
+    overridden=(bool, ...),
+    meaning=(str | None, ...),
+)
+Switchboard = create_model("FaultSwitchboard", __base__=Strict, switches=(dict[str, Switch], ...))
+Refused = create_model("FaultRefused", __base__=Strict, error=(str, ...))
 
 
 def _described() -> dict:
@@ -166,11 +193,17 @@ def _described() -> dict:
     }
 
 
+@openapi.operation("Every fault switch: its value, default and meaning", responses={200: Switchboard})
 @bp.get("")
 def show():
     return jsonify(_described())
 
 
+@openapi.operation(
+    "Set fault switches for every process (null removes an override)",
+    body=Changes,
+    responses={200: Switchboard, 400: Refused},
+)
 @bp.route("", methods=["POST", "PATCH"])
 def change():
     """Body: {"SANDBOX_FAULT_API_500": 2, ...}; null removes an override."""
@@ -184,6 +217,7 @@ def change():
     return jsonify(_described())
 
 
+@openapi.operation("Clear every run-time override", responses={200: Switchboard})
 @bp.delete("")
 def clear():
     reset()

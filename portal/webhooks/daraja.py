@@ -4,10 +4,13 @@ Whatever arrives is stored and acknowledged (a body over MAX_CONTENT_LENGTH is r
 413 before it is read)."""
 
 import logging
+from typing import Any, Literal
 
 from flask import jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from portal import openapi
 from portal.dialects import dialect_of
 from portal.extensions import db
 from portal.services import inbox
@@ -16,6 +19,67 @@ from portal.webhooks import provider_blueprint
 
 bp = provider_blueprint("daraja_webhooks", __name__)
 log = logging.getLogger(__name__)
+openapi.section(
+    bp,
+    "provider callbacks",
+    "Where Daraja posts results: any bytes are stored first, then read, and always acknowledged",
+    responses={413: openapi.Answer(None, "The body is over the size limit (refused unread)")},
+)
+
+
+# -- Daraja's shapes, for the OpenAPI document (services/mpesa/stk_inbox.py reads the bytes) -----
+class CallbackItem(BaseModel):
+    Name: str
+    Value: Any = None
+
+
+class ResultMetadata(BaseModel):
+    Item: list[CallbackItem]
+
+
+class StkCallback(BaseModel):
+    MerchantRequestID: str
+    CheckoutRequestID: str
+    ResultCode: int
+    ResultDesc: str
+    CallbackMetadata: ResultMetadata | None = None
+
+
+class StkCallbackBody(BaseModel):
+    stkCallback: StkCallback
+
+
+class StkCallbackRequest(BaseModel):
+    Body: StkCallbackBody
+
+
+class DarajaCallbackQuery(BaseModel):
+    """The callback URL we hand Daraja carries the payment's reference and a token."""
+
+    ref: str | None = Field(None, description="The payment's reference")
+    token: str | None = Field(None, description="Proves the callback came through the URL we handed out")
+
+
+class Ack(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckoutAck(Ack):
+    message: str
+    status: Literal["PENDING", "SUCCESS", "FAILED", "RECEIVED"]
+
+
+class DarajaAck(Ack):
+    ResultCode: Literal[0]
+    ResultDesc: str
+
+
+class WaterAck(Ack):
+    success: Literal[True]
+    message: str
+
+
+RECEIVED = openapi.Raw(StkCallbackRequest)
 
 
 def _receive(kind: str) -> inbox.Verdict | None:
@@ -38,6 +102,9 @@ def _receive(kind: str) -> inbox.Verdict | None:
         return None
 
 
+@openapi.operation(
+    "Daraja's STK result for a checkout payment", body=RECEIVED, query=DarajaCallbackQuery, responses={200: CheckoutAck}
+)
 @bp.post("/callback")
 def checkout_stk():
     verdict = _receive("stk")
@@ -46,20 +113,68 @@ def checkout_stk():
     return jsonify(message="Callback processed successfully", status=name)
 
 
+@openapi.operation(
+    "Daraja's STK result for a gateway or portal payment",
+    body=RECEIVED,
+    query=DarajaCallbackQuery,
+    responses={200: DarajaAck},
+)
 @bp.post("/api/mpesa/callback/stk")
 def gateway_stk():
     _receive("stk")
     return jsonify(ResultCode=0, ResultDesc="Accepted")
 
 
+@openapi.operation(
+    "Daraja's STK result for a water station payment",
+    body=RECEIVED,
+    query=DarajaCallbackQuery,
+    responses={200: WaterAck},
+)
 @bp.post("/api/payments/mpesa/callback")
 def water_stk():
     _receive("stk")
     return jsonify(success=True, message="Callback processed successfully")
 
 
+class C2bRequest(BaseModel):
+    """What Daraja posts to the validation and confirmation URLs: every value a string."""
+
+    TransactionType: str
+    TransID: str
+    TransTime: str
+    TransAmount: str
+    BusinessShortCode: str
+    BillRefNumber: str | None = None
+    InvoiceNumber: str | None = None
+    OrgAccountBalance: str | None = None
+    ThirdPartyTransID: str | None = None
+    MSISDN: str
+    FirstName: str | None = None
+    MiddleName: str | None = None
+    LastName: str | None = None
+
+
+class C2bValidationAnswer(Ack):
+    ResultCode: Literal["0", "C2B00011", "C2B00012", "C2B00013", "C2B00014", "C2B00015", "C2B00016"]
+    ResultDesc: Literal["Accepted", "Rejected"]
+
+
+class MerchantCallbackQuery(BaseModel):
+    """The URLs we register with Daraja name the merchant and carry a token."""
+
+    ref: str | None = Field(None, description="The merchant (M<id>)")
+    token: str | None = Field(None, description="Proves the request came through the URL we registered")
+
+
 # C2B. The documented paths, and the aliases we register with Daraja: it refuses to register a
 # URL containing "mpesa" (services/mpesa/c2b.py).
+@openapi.operation(
+    "Daraja asks whether to accept a C2B payment (answered by the merchant's rules)",
+    body=openapi.Raw(C2bRequest),
+    query=MerchantCallbackQuery,
+    responses={200: C2bValidationAnswer},
+)
 @bp.post("/api/mpesa/callback/c2b/validation")
 @bp.post("/hooks/daraja/c2b/validation", endpoint="c2b_validation_alias")
 def c2b_validation():
@@ -68,6 +183,12 @@ def c2b_validation():
     return jsonify(verdict.reply if verdict is not None and verdict.reply else c2b.reject(c2b.OTHER_ERROR))
 
 
+@openapi.operation(
+    "Daraja confirms a C2B payment (recorded once per TransID)",
+    body=openapi.Raw(C2bRequest),
+    query=MerchantCallbackQuery,
+    responses={200: DarajaAck},
+)
 @bp.post("/api/mpesa/callback/c2b/confirmation")
 @bp.post("/hooks/daraja/c2b/confirmation", endpoint="c2b_confirmation_alias")
 def c2b_confirmation():

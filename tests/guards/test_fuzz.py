@@ -16,7 +16,8 @@ from portal.models import Merchant
 from portal.sandbox.daraja.oauth import issue_token
 from tests.helpers import settled
 
-# Blueprints whose routes speak JSON, and the credential each needs.
+# Blueprints whose routes speak JSON, and the credential each needs. tests/guards/test_openapi.py
+# reads this table too: every route of these blueprints must be in the OpenAPI document.
 JSON_BLUEPRINTS = {
     "checkout": "api_key",  # the checkout API (Bearer key)
     "gateway": "api_key",  # the gateway API (Bearer key)
@@ -24,6 +25,7 @@ JSON_BLUEPRINTS = {
     "daraja_webhooks": None,  # Daraja's callbacks: anonymous, always acknowledged
     "sandbox_daraja": "daraja_token",  # the Daraja simulator (Bearer token from its OAuth)
     "sandbox_faults": None,  # the simulators' fault switchboard (sandbox only, no credential)
+    "api_docs": None,  # the OpenAPI document (public; its /ui page is HTML, documented as such)
 }
 # Blueprints that are not JSON (portal pages, the virtual phone, static files): other guards' business.
 NOT_JSON = {"auth", "dashboard", "payments", "keys", "settings", "isp_pages", "sandbox_phone", ""}

@@ -8,6 +8,7 @@ every query is the key's merchant's.
 
 from flask import Blueprint, current_app, request
 
+from portal import openapi
 from portal.api import envelope
 from portal.api.auth import authenticate
 from portal.dialects import GATEWAY_STK, Dialect, register
@@ -17,6 +18,17 @@ bp = Blueprint("gateway", __name__, url_prefix="/api")
 # One budget per client address for every authenticated route of the document.
 limiter.shared_limit(lambda: current_app.config["GATEWAY_RATE_LIMIT"], scope="gateway")(bp)
 PUBLIC = {"gateway.health"}
+openapi.section(
+    bp,
+    "gateway",
+    "The gateway API: M-Pesa STK push and query, transactions, health, in the {success} envelope",
+    auth="api_key",
+    responses={
+        401: envelope.Failure,
+        413: openapi.Answer(envelope.Failure, "The body is over the size limit"),
+        429: openapi.Answer(envelope.Failure, "Over the gateway's rate budget"),
+    },
+)
 
 
 @bp.before_request

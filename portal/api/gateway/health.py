@@ -4,12 +4,18 @@ Public, and never rate-limited (a view named `health` is exempt from every limit
 from flask import jsonify
 from sqlalchemy import text
 
-from portal.api.gateway import bp
+from portal import openapi
+from portal.api.gateway import bp, schemas
 from portal.extensions import db
 from portal.queueing import get_redis
 from portal.timeutil import iso_z, utcnow
 
 
+@openapi.operation(
+    "The database and Redis: reachable or not (never rate-limited)",
+    auth=openapi.PUBLIC,
+    responses={200: schemas.GatewayHealthy, 503: schemas.GatewayUnhealthy},
+)
 @bp.get("/health")
 def health():
     try:

@@ -2,6 +2,7 @@
 
 from flask import g
 
+from portal import openapi
 from portal.api import envelope, idempotent
 from portal.api.gateway import bp, schemas
 from portal.api.gateway.transactions import serialise
@@ -21,6 +22,22 @@ def _bad_key(key: str, message: str):
     return envelope.Invalid([envelope.field(idempotent.HEADER, message, key)]).response()
 
 
+@openapi.operation(
+    "Ask a customer to pay by M-Pesa (STK push)",
+    body=schemas.StkPush,
+    headers=idempotent.IdempotencyHeaders,
+    responses={
+        200: schemas.Pushed,
+        400: envelope.Failure,
+        409: openapi.Answer(
+            envelope.Failure, "The customer already has a prompt open, or the key's request is running"
+        ),
+        422: openapi.Answer(envelope.Failure, "The Idempotency-Key was first used with another body"),
+        502: openapi.Answer(envelope.Failure, "M-Pesa refused the request"),
+        503: openapi.Answer(envelope.Failure, "M-Pesa is unreachable or not set up for this merchant"),
+        504: openapi.Answer(envelope.Failure, "M-Pesa did not answer in time: the payment settles when it reports"),
+    },
+)
 @bp.post("/mpesa/stk-push")
 def stk_push():
     form = envelope.parse_body(schemas.StkPush)
@@ -44,6 +61,17 @@ def _push(form: schemas.StkPush, key: str | None) -> tuple[dict, int]:
     return {"success": True, "message": payment.customer_message, "data": serialise(payment)}, 200
 
 
+@openapi.operation(
+    "Ask M-Pesa about an STK push now, and update the payment by its answer",
+    body=schemas.StkQuery,
+    responses={
+        200: schemas.Queried,
+        400: envelope.Failure,
+        404: envelope.Failure,
+        502: openapi.Answer(envelope.Failure, "M-Pesa refused the query"),
+        503: openapi.Answer(envelope.Failure, "M-Pesa is unreachable or not set up for this merchant"),
+    },
+)
 @bp.post("/mpesa/stk-push/query")
 def stk_push_query():
     form = envelope.parse_body(schemas.StkQuery)

@@ -1,11 +1,14 @@
 """The gateway's request models: they validate the requests and, through their JSON schemas,
-describe them in the OpenAPI document. Field names are the document's (camelCase)."""
+describe them in the OpenAPI document; and its answers' models, for the document. Field names
+are the document's (camelCase)."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from portal.api import fields
+from portal.api import envelope, fields
+from portal.api.parsing import has_unsafe_characters
+from portal.models import PaymentStatus
 
 # Daraja's limits per product (whole shillings): M-Pesa Express and C2B from 1, B2C from 10,
 # all up to the per-transaction maximum of 250,000.
@@ -16,14 +19,14 @@ def _text(name: str, longest: int, default: str | None = None):
     return Annotated[
         str | None,
         BeforeValidator(lambda v: fields.text(v, name=name, default=default, longest=longest)),
-        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": longest}),
+        WithJsonSchema(fields.text_schema(longest)),
     ]
 
 
 AccountReference = Annotated[
     str,
     BeforeValidator(fields.account_reference),
-    WithJsonSchema({"type": "string", "pattern": fields.REFERENCE.pattern, "example": "Order123"}),
+    WithJsonSchema(fields.REFERENCE_SCHEMA),
 ]
 
 
@@ -50,3 +53,119 @@ def _provider_id(value: Any, name: str) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 64 or not value.isascii() or not value.isprintable():
         raise ValueError(f"{name} must be 1 to 64 printable ASCII characters")
     return value
+
+
+def _one_of(name: str, allowed: tuple[str, ...]):
+    def check(value: Any) -> Any:
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        return value
+
+    return Annotated[str | None, BeforeValidator(check), WithJsonSchema({"type": "string", "enum": list(allowed)})]
+
+
+def _search(value: Any) -> Any:
+    if not isinstance(value, str) or len(value) > 100 or has_unsafe_characters(value):
+        raise ValueError("search must be up to 100 characters, without control characters")
+    return value
+
+
+TYPES = {"STK_PUSH": "stk_push", "C2B": "c2b", "B2C": "b2c"}  # the document's names of the ledger's kinds
+MAX_LIMIT = 100
+
+
+class GatewayTransactionsQuery(Request):
+    """GET /api/transactions: an empty parameter counts as absent."""
+
+    page: fields.WholeNumber("page", 1, 100_000) = 1
+    limit: fields.WholeNumber("limit", 1, MAX_LIMIT) = 20
+    type: _one_of("type", tuple(TYPES)) = None
+    status: _one_of("status", PaymentStatus.ALL) = None
+    search: Annotated[
+        str | None,
+        BeforeValidator(_search),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "maxLength": 100,
+                "description": "Phone (any typed form), reference, account reference or receipt",
+            }
+        ),
+    ] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, data: Any) -> Any:
+        return fields.empty_is_absent(data)
+
+
+# -- answers (the OpenAPI document's response models) -------------------------------------------
+
+
+class GatewayTransaction(envelope.Answer):
+    id: int
+    type: str = Field(description="STK_PUSH, C2B or B2C")
+    status: Literal[PaymentStatus.ALL]  # type: ignore[valid-type]
+    amount: int | float = Field(description="In whole currency units")
+    currency: str
+    phoneNumber: str | None  # noqa: N815  (the document's field names)
+    reference: str
+    accountReference: str | None  # noqa: N815
+    transactionDesc: str | None  # noqa: N815
+    mpesaReceiptNumber: str | None  # noqa: N815
+    checkoutRequestId: str | None  # noqa: N815
+    merchantRequestId: str | None  # noqa: N815
+    conversationId: str | None  # noqa: N815
+    resultCode: str | None  # noqa: N815
+    resultDesc: str | None  # noqa: N815
+    api: str = Field(description="The API that created the payment")
+    createdAt: str  # noqa: N815
+    updatedAt: str | None  # noqa: N815
+    completedAt: str | None  # noqa: N815
+
+
+class Pushed(envelope.Success):
+    data: GatewayTransaction
+
+
+class OneTransaction(envelope.Success):
+    data: GatewayTransaction
+
+
+class Pagination(envelope.Answer):
+    page: int
+    limit: int
+    total: int
+    totalPages: int  # noqa: N815
+
+
+class TransactionPage(envelope.Success):
+    data: list[GatewayTransaction]
+    pagination: Pagination
+
+
+class QueryResult(envelope.Answer):
+    ResultCode: str | None = Field(description="Daraja's ResultCode; null while the customer has not answered")  # noqa: N815
+    ResultDesc: str | None  # noqa: N815
+    pending: bool
+    applied: bool = Field(description="Whether this answer changed the payment")
+    transaction: GatewayTransaction
+
+
+class Queried(envelope.Success):
+    data: QueryResult
+
+
+class GatewayHealthData(envelope.Answer):
+    status: Literal["healthy", "unhealthy"]
+    database: Literal["connected", "disconnected"]
+    redis: Literal["connected", "disconnected"]
+    timestamp: str
+
+
+class GatewayHealthy(envelope.Success):
+    data: GatewayHealthData
+
+
+class GatewayUnhealthy(envelope.Failure):
+    data: GatewayHealthData

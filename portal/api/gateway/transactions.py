@@ -5,16 +5,15 @@ import math
 
 from flask import g, request
 
+from portal import openapi
 from portal.api import envelope
-from portal.api.gateway import bp
-from portal.api.parsing import has_unsafe_characters, whole_number
-from portal.models import Payment, PaymentStatus
+from portal.api.gateway import bp, schemas
+from portal.models import Payment
 from portal.services import ledger
 from portal.timeutil import iso_z
 
-TYPES = {"STK_PUSH": "stk_push", "C2B": "c2b", "B2C": "b2c"}
+TYPES = schemas.TYPES
 TYPE_OF = {kind: name for name, kind in TYPES.items()}
-MAX_LIMIT = 100
 
 
 def serialise(p: Payment) -> dict:
@@ -41,41 +40,18 @@ def serialise(p: Payment) -> dict:
     }
 
 
-def _whole(name: str, default: int, low: int, high: int, errors: list) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    value = whole_number(raw)
-    if value is None or not low <= value <= high:
-        errors.append(envelope.field(name, f"{name} must be a whole number from {low} to {high:,}", raw))
-        return default
-    return value
-
-
-def _choice(name: str, allowed, errors: list) -> str | None:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    if raw not in allowed:
-        errors.append(envelope.field(name, f"{name} must be one of {', '.join(allowed)}", raw))
-        return None
-    return raw
-
-
+@openapi.operation(
+    "The merchant's M-Pesa transactions, newest first, paged",
+    query=schemas.GatewayTransactionsQuery,
+    responses={200: schemas.TransactionPage, 400: envelope.Failure},
+)
 @bp.get("/transactions")
 def transactions():
-    errors: list = []
-    page = _whole("page", 1, 1, 100_000, errors)
-    limit = _whole("limit", 20, 1, MAX_LIMIT, errors)
-    kind = _choice("type", tuple(TYPES), errors)
-    status = _choice("status", PaymentStatus.ALL, errors)
-    search = request.args.get("search")
-    if search is not None and (len(search) > 100 or has_unsafe_characters(search)):
-        errors.append(envelope.field("search", "search must be up to 100 characters, without control characters"))
-    if errors:
-        raise envelope.Invalid(errors)
+    form = envelope.validate(schemas.GatewayTransactionsQuery, request.args.to_dict())
+    page, limit = form.page, form.limit
     query = ledger.filtered(
-        g.merchant.id, ledger.LedgerFilter(status=status, rail="mpesa", kind=TYPES.get(kind), q=search or None)
+        g.merchant.id,
+        ledger.LedgerFilter(status=form.status, rail="mpesa", kind=TYPES.get(form.type), q=form.search or None),
     )
     total = query.count()
     rows = query.order_by(Payment.created_at.desc(), Payment.id.desc()).offset((page - 1) * limit).limit(limit).all()
@@ -85,6 +61,10 @@ def transactions():
     )
 
 
+@openapi.operation(
+    "One of the merchant's transactions by id",
+    responses={200: schemas.OneTransaction, 404: envelope.Failure},
+)
 @bp.get("/transactions/<int:transaction_id>")
 def transaction(transaction_id: int):
     payment = Payment.get_for_merchant(g.merchant.id, id=transaction_id)

@@ -2,7 +2,6 @@
 
 import base64
 import binascii
-import random
 import secrets
 import string
 from datetime import timedelta
@@ -37,7 +36,9 @@ def issue_token(authorization: str | None) -> SandboxToken:
         raise SimError(400, "400.008.01", "Invalid Authentication passed")
     token = SandboxToken(
         app_id=app.id,
-        token="".join(random.choices(string.ascii_letters + string.digits, k=28)),
+        # a bearer credential: from `secrets`, never `random` (whose state anything in the process may
+        # seed; two equal tokens broke the unique index and answered 500)
+        token="".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(28)),
         expires_at=utcnow() + timedelta(seconds=TOKEN_LIFETIME),
     )
     db.session.add(token)

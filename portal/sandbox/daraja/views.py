@@ -2,12 +2,36 @@
 
 from flask import Blueprint, Response, jsonify, request
 
+from portal import openapi
 from portal.sandbox import faults
 from portal.sandbox.daraja import oauth as apps
 from portal.sandbox.daraja import stk
 from portal.sandbox.daraja.errors import SimError, request_id_like_daraja
+from portal.sandbox.daraja.schemas import (
+    DarajaError,
+    OAuthQuery,
+    StkPushAccepted,
+    StkPushRequest,
+    StkQueryAnswer,
+    StkQueryRequest,
+    Token,
+)
 
 bp = Blueprint("sandbox_daraja", __name__, url_prefix="/sandbox/daraja")
+openapi.section(
+    bp,
+    "sandbox",
+    "Provider simulators (sandbox mode only): Daraja's paths, shapes and error codes",
+    auth="daraja_token",
+    responses={
+        400: openapi.Answer(DarajaError, "Invalid request (Daraja's 400.002.02 and kin)"),
+        404: openapi.Answer(DarajaError, "Invalid access token"),
+        413: openapi.Answer(DarajaError, "The body is over the size limit"),
+        # Daraja answers 500 for refusals of its own (unknown merchant, wrong credentials, busy
+        # subscriber, still processing), and the fault switches make it fail on purpose.
+        500: openapi.Answer(DarajaError, "Daraja's refusals in its own 500 envelope, and the fault switches"),
+    },
+)
 
 # Daraja's code for an error the simulator did not raise itself (routing, size, crash), by HTTP status.
 ERROR_CODES = {400: "400.002.05", 404: "404.001.01", 405: "405.001", 413: "413.001", 500: "500.003.1001"}
@@ -39,6 +63,12 @@ def _json_body() -> dict:
     return body
 
 
+@openapi.operation(
+    "Daraja's OAuth: a bearer token for the consumer key and secret",
+    auth="daraja_basic",
+    query=OAuthQuery,
+    responses={200: Token},
+)
 @bp.get("/oauth/v1/generate")
 def oauth():
     if request.args.get("grant_type") != "client_credentials":
@@ -47,6 +77,7 @@ def oauth():
     return jsonify(access_token=token.token, expires_in=str(apps.TOKEN_LIFETIME - 1))
 
 
+@openapi.operation("Daraja's M-Pesa Express: STK push", body=StkPushRequest, responses={200: StkPushAccepted})
 @bp.post("/mpesa/stkpush/v1/processrequest")
 def stk_push():
     app = apps.check_bearer(request.headers.get("Authorization"))
@@ -61,6 +92,7 @@ def stk_push():
     )
 
 
+@openapi.operation("Daraja's STK push query", body=StkQueryRequest, responses={200: StkQueryAnswer})
 @bp.post("/mpesa/stkpushquery/v1/query")
 def stk_query():
     apps.check_bearer(request.headers.get("Authorization"))

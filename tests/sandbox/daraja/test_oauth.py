@@ -1,6 +1,7 @@
 """The Daraja simulator's OAuth over real HTTP: tokens like Daraja's, and its refusals."""
 
 import base64
+import random
 import re
 
 from portal.models import SandboxToken
@@ -28,6 +29,18 @@ def test_oauth_issues_a_28_character_token_that_lasts_3599_seconds_as_a_string(s
             "/mpesa/stkpushquery/v1/query", sim.query_body("ws_CO_unknown"), authorization=f"Bearer {token}"
         )
         assert answer.json()["errorMessage"] == "Bad Request - Invalid CheckoutRequestID"
+
+
+def test_tokens_do_not_follow_the_random_modules_state(sim):
+    """Tokens come from `secrets`: reseeding `random` (as hypothesis does in this very process)
+    once made two equal tokens, and the second request failed on the unique index with a 500."""
+    tokens = []
+    for _ in range(2):
+        random.seed(7)
+        answer = sim.oauth()
+        assert answer.status_code == 200
+        tokens.append(answer.json()["access_token"])
+    assert tokens[0] != tokens[1]
 
 
 def test_oauth_with_a_wrong_grant_type_is_refused(sim):
