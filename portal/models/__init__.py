@@ -10,6 +10,14 @@ from portal.models.sandbox import (
     SandboxStkRequest,
     SandboxToken,
 )
+from portal.models.sandbox_business import (
+    SandboxB2CPayment,
+    SandboxC2BPayment,
+    SandboxC2BRegistration,
+    SandboxKeyPair,
+    SandboxShortcode,
+    SandboxStatusQuery,
+)
 
 __all__ = [
     "ApiKey",
@@ -20,9 +28,15 @@ __all__ = [
     "PaymentEvent",
     "PaymentStatus",
     "SandboxApp",
+    "SandboxB2CPayment",
+    "SandboxC2BPayment",
+    "SandboxC2BRegistration",
     "SandboxDelivery",
     "SandboxDeliveryAttempt",
+    "SandboxKeyPair",
+    "SandboxShortcode",
     "SandboxSms",
+    "SandboxStatusQuery",
     "SandboxStkRequest",
     "SandboxToken",
     "User",

@@ -46,6 +46,11 @@ class Merchant(db.Model):
     daraja_passkey = db.Column(EncryptedText)
     daraja_transaction_type = db.Column(db.String(32), nullable=False, default="CustomerPayBillOnline")
     daraja_party_b = db.Column(db.String(12))  # till number for buy-goods; paybill uses the shortcode
+    # B2C and Transaction Status: the API operator, its password, and Safaricom's certificate (PEM,
+    # public) that the password is encrypted to on every call.
+    daraja_initiator_name = db.Column(db.String(64))
+    daraja_initiator_password = db.Column(EncryptedText)
+    daraja_certificate = db.Column(db.Text)
     paystack_secret_key = db.Column(EncryptedText)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
@@ -54,6 +59,11 @@ class Merchant(db.Model):
         return bool(
             self.daraja_consumer_key and self.daraja_consumer_secret and self.daraja_shortcode and self.daraja_passkey
         )
+
+    @property
+    def has_daraja_initiator(self) -> bool:
+        """Whether B2C payouts and Transaction Status queries can be made for this merchant."""
+        return bool(self.daraja_initiator_name and self.daraja_initiator_password and self.daraja_certificate)
 
 
 class User(UserMixin, db.Model):

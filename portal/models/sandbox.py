@@ -1,5 +1,6 @@
 """State of the provider simulators: apps and tokens, STK prompts on virtual phones, and the
-callbacks and webhooks they deliver (every attempt kept as evidence)."""
+callbacks and webhooks they deliver (every attempt kept as evidence). The Daraja simulator's
+business side (C2B, B2C, Transaction Status) is in sandbox_business."""
 
 from portal.crypto import EncryptedText
 from portal.extensions import db
@@ -14,6 +15,9 @@ class SandboxApp(db.Model):
     name = db.Column(db.String(80), nullable=False)
     consumer_key = db.Column(db.String(64), nullable=False, unique=True)
     consumer_secret = db.Column(db.String(64), nullable=False)
+    # The API operator B2C and Transaction Status authenticate as (its password arrives RSA-encrypted).
+    initiator_name = db.Column(db.String(64))
+    initiator_password = db.Column(EncryptedText)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
@@ -95,6 +99,9 @@ class SandboxDelivery(db.Model):
     reorder_group = db.Column(db.String(32), index=True)  # fault switch: a group delivered newest first
     reorder_position = db.Column(db.Integer)
     last_outcome = db.Column(db.String(255))
+    answer = db.Column(db.Text)  # the start of what the receiver answered (a C2B validation's verdict)
+    timeout = db.Column(db.Float)  # seconds the receiver has to answer; None: delivery.TIMEOUT
+    on_done = db.Column(db.String(128))  # a job given this row's id once it is delivered or has failed
     delivered_at = db.Column(db.DateTime)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 

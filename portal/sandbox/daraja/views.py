@@ -1,10 +1,11 @@
-"""The Daraja simulator's HTTP face: Daraja's paths, shapes and error envelopes."""
+"""The Daraja simulator's HTTP face: Daraja's paths, shapes and error envelopes (OAuth, M-Pesa
+Express, C2B v1/v2, B2C v1/v3, Transaction Status)."""
 
 from flask import Blueprint, Response, jsonify, request
 
 from portal.sandbox import faults
+from portal.sandbox.daraja import b2c, c2b, status, stk
 from portal.sandbox.daraja import oauth as apps
-from portal.sandbox.daraja import stk
 from portal.sandbox.daraja.errors import SimError, request_id_like_daraja
 
 bp = Blueprint("sandbox_daraja", __name__, url_prefix="/sandbox/daraja")
@@ -72,4 +73,52 @@ def stk_query():
         CheckoutRequestID=req.checkout_request_id,
         ResultCode=str(req.result_code),
         ResultDesc=req.result_desc,
+    )
+
+
+# -- C2B ---------------------------------------------------------------------------------------
+@bp.post("/mpesa/c2b/v1/registerurl", defaults={"version": "v1"})
+@bp.post("/mpesa/c2b/v2/registerurl", defaults={"version": "v2"})
+def c2b_register(version: str):
+    app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
+    c2b.register(_json_body(), app, version)
+    # Daraja's key really is misspelled, in both C2B answers (reference §6.1).
+    return jsonify(OriginatorCoversationID=request_id_like_daraja(), ResponseCode="0", ResponseDescription="Success")
+
+
+@bp.post("/mpesa/c2b/v1/simulate", defaults={"version": "v1"})
+@bp.post("/mpesa/c2b/v2/simulate", defaults={"version": "v2"})
+def c2b_simulate(version: str):
+    app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
+    payment = c2b.simulate(_json_body(), app)
+    return jsonify(
+        OriginatorCoversationID=payment.originator_conversation_id,
+        ResponseCode="0",
+        ResponseDescription=b2c.ACCEPTED,
+    )
+
+
+# -- B2C and Transaction Status ----------------------------------------------------------------
+@bp.post("/mpesa/b2c/v1/paymentrequest", defaults={"version": "v1"})
+@bp.post("/mpesa/b2c/v3/paymentrequest", defaults={"version": "v3"})
+def b2c_payment(version: str):
+    app = apps.check_bearer(request.headers.get("Authorization"), family="b2c")
+    payout = b2c.pay(_json_body(), app, version)
+    return jsonify(
+        ConversationID=payout.conversation_id,
+        OriginatorConversationID=payout.originator_conversation_id,
+        ResponseCode="0",
+        ResponseDescription=b2c.ACCEPTED,
+    )
+
+
+@bp.post("/mpesa/transactionstatus/v1/query")
+def transaction_status():
+    app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
+    asked = status.query(_json_body(), app)
+    return jsonify(
+        OriginatorConversationID=asked.originator_conversation_id,
+        ConversationID=asked.conversation_id,
+        ResponseCode="0",
+        ResponseDescription=b2c.ACCEPTED,
     )
