@@ -76,19 +76,25 @@ def stk_query():
     )
 
 
+def _version() -> str:
+    """The API version in the rule's path (/mpesa/c2b/v2/registerurl: v2)."""
+    return request.url_rule.rule.rsplit("/", 2)[-2]
+
+
 # -- C2B ---------------------------------------------------------------------------------------
-@bp.post("/mpesa/c2b/v1/registerurl", defaults={"version": "v1"})
-@bp.post("/mpesa/c2b/v2/registerurl", defaults={"version": "v2"})
-def c2b_register(version: str):
+@bp.post("/mpesa/c2b/v1/registerurl")
+@bp.post("/mpesa/c2b/v2/registerurl")
+def c2b_register():
+    version = _version()
     app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
     c2b.register(_json_body(), app, version)
     # Daraja's key really is misspelled, in both C2B answers (reference §6.1).
     return jsonify(OriginatorCoversationID=request_id_like_daraja(), ResponseCode="0", ResponseDescription="Success")
 
 
-@bp.post("/mpesa/c2b/v1/simulate", defaults={"version": "v1"})
-@bp.post("/mpesa/c2b/v2/simulate", defaults={"version": "v2"})
-def c2b_simulate(version: str):
+@bp.post("/mpesa/c2b/v1/simulate")
+@bp.post("/mpesa/c2b/v2/simulate")
+def c2b_simulate():
     app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
     payment = c2b.simulate(_json_body(), app)
     return jsonify(
@@ -99,9 +105,10 @@ def c2b_simulate(version: str):
 
 
 # -- B2C and Transaction Status ----------------------------------------------------------------
-@bp.post("/mpesa/b2c/v1/paymentrequest", defaults={"version": "v1"})
-@bp.post("/mpesa/b2c/v3/paymentrequest", defaults={"version": "v3"})
-def b2c_payment(version: str):
+@bp.post("/mpesa/b2c/v1/paymentrequest")
+@bp.post("/mpesa/b2c/v3/paymentrequest")
+def b2c_payment():
+    version = _version()
     app = apps.check_bearer(request.headers.get("Authorization"), family="b2c")
     payout = b2c.pay(_json_body(), app, version)
     return jsonify(
