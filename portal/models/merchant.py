@@ -6,6 +6,7 @@ from functools import cache
 
 from flask import abort, current_app
 from flask_login import UserMixin
+from sqlalchemy.orm import deferred
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal.crypto import EncryptedText
@@ -47,10 +48,11 @@ class Merchant(db.Model):
     daraja_transaction_type = db.Column(db.String(32), nullable=False, default="CustomerPayBillOnline")
     daraja_party_b = db.Column(db.String(12))  # till number for buy-goods; paybill uses the shortcode
     # B2C and Transaction Status: the API operator, its password, and Safaricom's certificate (PEM,
-    # public) that the password is encrypted to on every call.
-    daraja_initiator_name = db.Column(db.String(64))
-    daraja_initiator_password = db.Column(EncryptedText)
-    daraja_certificate = db.Column(db.Text)
+    # public) that the password is encrypted to on every call. Deferred: every API request loads its
+    # merchant, and only payouts and status queries need these (one SELECT of the group then).
+    daraja_initiator_name = deferred(db.Column(db.String(64)), group="initiator")
+    daraja_initiator_password = deferred(db.Column(EncryptedText), group="initiator")
+    daraja_certificate = deferred(db.Column(db.Text), group="initiator")
     paystack_secret_key = db.Column(EncryptedText)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 

@@ -37,9 +37,6 @@ def daraja_for(merchant: Merchant) -> DarajaClient:
         timeout=current_app.config["DARAJA_TIMEOUT"],
         transaction_type=merchant.daraja_transaction_type,
         party_b=merchant.daraja_party_b,
-        initiator_name=merchant.daraja_initiator_name,
-        initiator_password=merchant.daraja_initiator_password,
-        certificate_pem=merchant.daraja_certificate,
     )
 
 
@@ -51,6 +48,9 @@ def daraja_initiator_for(merchant: Merchant) -> DarajaClient:
         raise NotConfigured(
             "M-Pesa payouts need the initiator name, its password and Safaricom's certificate in the settings"
         )
+    client.initiator_name = merchant.daraja_initiator_name
+    client.initiator_password = merchant.daraja_initiator_password
+    client.certificate_pem = merchant.daraja_certificate
     return client
 
 
