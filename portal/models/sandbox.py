@@ -2,6 +2,8 @@
 callbacks and webhooks they deliver (every attempt kept as evidence). The Daraja simulator's
 business side (C2B, B2C, Transaction Status) is in sandbox_business."""
 
+from sqlalchemy.orm import deferred
+
 from portal.crypto import EncryptedText
 from portal.extensions import db
 from portal.timeutil import utcnow
@@ -16,8 +18,9 @@ class SandboxApp(db.Model):
     consumer_key = db.Column(db.String(64), nullable=False, unique=True)
     consumer_secret = db.Column(db.String(64), nullable=False)
     # The API operator B2C and Transaction Status authenticate as (its password arrives RSA-encrypted).
-    initiator_name = db.Column(db.String(64))
-    initiator_password = db.Column(EncryptedText)
+    # Deferred: every simulated call loads its app by token, and only those two need them.
+    initiator_name = deferred(db.Column(db.String(64)), group="initiator")
+    initiator_password = deferred(db.Column(EncryptedText), group="initiator")
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
