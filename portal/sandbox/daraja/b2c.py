@@ -2,20 +2,14 @@
 by a job that debits the shortcode's account and sends the Result to the ResultURL, or a
 timeout to the QueueTimeOutURL, or nothing, as planned when the request arrived:
 
-| what                                   | outcome                                                  |
-|----------------------------------------|----------------------------------------------------------|
-| a SecurityCredential that does not     | ResultCode 2001, the initiator information is invalid    |
-| decrypt to the app's initiator password|                                                          |
-| amount under KES 10                    | ResultCode 2, below the B2C minimum                      |
-| recipient ends in 0001                 | ResultCode 1, insufficient balance                       |
-| recipient ends in 9999                 | paid, but the Result is lost: only Transaction Status    |
-|                                        | tells                                                    |
-| recipient ends in 9998                 | paid, but a timeout goes to the QueueTimeOutURL instead  |
-|                                        | of the Result                                            |
-| anything else                          | paid, unless the account holds less (ResultCode 1)       |
+- a SecurityCredential that is not the app's initiator password: ResultCode 2001;
+- an amount under KES 10: ResultCode 2;
+- a recipient ending in 0001: ResultCode 1 (insufficient balance);
+- ending in 9999: paid, but the Result is lost (only Transaction Status tells);
+- ending in 9998: paid, but a timeout goes to the QueueTimeOutURL instead of the Result;
+- anything else: paid, unless the shortcode's account holds less (ResultCode 1).
 """
 
-import logging
 from datetime import timedelta
 
 from flask import current_app
@@ -30,8 +24,6 @@ from portal.sandbox.daraja import accounts, ids, initiators
 from portal.sandbox.daraja import fields as rules
 from portal.sandbox.daraja.errors import SimError
 from portal.timeutil import as_nairobi, utcnow
-
-log = logging.getLogger(__name__)
 
 MINIMUM = 10  # KES (reference §9.5)
 COMMANDS = ("BusinessPayment", "SalaryPayment", "PromotionPayment")

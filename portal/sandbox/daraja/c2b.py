@@ -6,7 +6,6 @@ the ConfirmationURL. Every request goes out through the delivery module over rea
 
 import hashlib
 import json
-import logging
 from datetime import timedelta
 
 from flask import current_app
@@ -22,8 +21,6 @@ from portal.sandbox.daraja import accounts, ids
 from portal.sandbox.daraja import fields as rules
 from portal.sandbox.daraja.errors import invalid, request_id_like_daraja
 from portal.timeutil import as_nairobi, utcnow
-
-log = logging.getLogger(__name__)
 
 RESPONSE_TYPES = ("Completed", "Cancelled")
 COMMANDS = {"CustomerPayBillOnline": "Pay Bill", "CustomerBuyGoodsOnline": "Buy Goods"}
