@@ -69,6 +69,11 @@ class Config(BaseSettings):
     SANDBOX_PROMPT_TIMEOUT: float = Field(60.0, gt=0)
     # Sandbox M-Pesa balance in KES: larger STK amounts fail with ResultCode 1.
     SANDBOX_BALANCE: int = Field(1000, ge=0)
+    # Opening balance in KES of each simulated shortcode's account: C2B payments add to it, B2C
+    # payouts take from it (a payout larger than what is left fails with ResultCode 1).
+    SANDBOX_SHORTCODE_BALANCE: int = Field(1_000_000, ge=0)
+    # Seconds the sandbox waits for a C2B ValidationURL to answer before its ResponseType applies (Daraja: ~8).
+    SANDBOX_C2B_VALIDATION_TIMEOUT: float = Field(8.0, gt=0)
     # How many times the sandbox delivers each callback (fault switch: duplicates).
     SANDBOX_CALLBACK_COPIES: int = Field(1, ge=1, description="copies of every callback and webhook delivered")
     # Sandbox fault switches (tests and benchmarks; /sandbox/faults overrides them at run time for every

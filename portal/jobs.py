@@ -18,6 +18,30 @@ def sandbox_resolve_stk(request_id: int) -> str:
     return stk.resolve_and_call_back(request_id)
 
 
+def sandbox_c2b_pay(payment_id: int) -> str:
+    from portal.sandbox.daraja import c2b
+
+    return c2b.pay(payment_id)
+
+
+def sandbox_c2b_validated(delivery_id: int) -> str:
+    from portal.sandbox.daraja import c2b
+
+    return c2b.validated(delivery_id)
+
+
+def sandbox_resolve_b2c(payout_id: int) -> str:
+    from portal.sandbox.daraja import b2c
+
+    return b2c.resolve_and_call_back(payout_id)
+
+
+def sandbox_answer_status(query_id: int) -> str:
+    from portal.sandbox.daraja import status
+
+    return status.answer(query_id)
+
+
 def sandbox_deliver(delivery_id: int) -> str:
     from portal.sandbox import delivery
 

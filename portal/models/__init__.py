@@ -11,6 +11,14 @@ from portal.models.sandbox import (
     SandboxStkRequest,
     SandboxToken,
 )
+from portal.models.sandbox_business import (
+    SandboxB2CPayment,
+    SandboxC2BPayment,
+    SandboxC2BRegistration,
+    SandboxKeyPair,
+    SandboxShortcode,
+    SandboxStatusQuery,
+)
 
 __all__ = [
     "ApiKey",
@@ -23,9 +31,15 @@ __all__ = [
     "PaymentEvent",
     "PaymentStatus",
     "SandboxApp",
+    "SandboxB2CPayment",
+    "SandboxC2BPayment",
+    "SandboxC2BRegistration",
     "SandboxDelivery",
     "SandboxDeliveryAttempt",
+    "SandboxKeyPair",
+    "SandboxShortcode",
     "SandboxSms",
+    "SandboxStatusQuery",
     "SandboxStkRequest",
     "SandboxToken",
     "User",

@@ -6,6 +6,7 @@ from functools import cache
 
 from flask import abort, current_app
 from flask_login import UserMixin
+from sqlalchemy.orm import deferred
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal.crypto import EncryptedText
@@ -46,6 +47,12 @@ class Merchant(db.Model):
     daraja_passkey = db.Column(EncryptedText)
     daraja_transaction_type = db.Column(db.String(32), nullable=False, default="CustomerPayBillOnline")
     daraja_party_b = db.Column(db.String(12))  # till number for buy-goods; paybill uses the shortcode
+    # B2C and Transaction Status: the API operator, its password, and Safaricom's certificate (PEM,
+    # public) that the password is encrypted to on every call. Deferred: every API request loads its
+    # merchant, and only payouts and status queries need these (one SELECT of the group then).
+    daraja_initiator_name = deferred(db.Column(db.String(64)), group="initiator")
+    daraja_initiator_password = deferred(db.Column(EncryptedText), group="initiator")
+    daraja_certificate = deferred(db.Column(db.Text), group="initiator")
     paystack_secret_key = db.Column(EncryptedText)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
@@ -54,6 +61,11 @@ class Merchant(db.Model):
         return bool(
             self.daraja_consumer_key and self.daraja_consumer_secret and self.daraja_shortcode and self.daraja_passkey
         )
+
+    @property
+    def has_daraja_initiator(self) -> bool:
+        """Whether B2C payouts and Transaction Status queries can be made for this merchant."""
+        return bool(self.daraja_initiator_name and self.daraja_initiator_password and self.daraja_certificate)
 
 
 class User(UserMixin, db.Model):

@@ -1,5 +1,8 @@
 """State of the provider simulators: apps and tokens, STK prompts on virtual phones, and the
-callbacks and webhooks they deliver (every attempt kept as evidence)."""
+callbacks and webhooks they deliver (every attempt kept as evidence). The Daraja simulator's
+business side (C2B, B2C, Transaction Status) is in sandbox_business."""
+
+from sqlalchemy.orm import deferred
 
 from portal.crypto import EncryptedText
 from portal.extensions import db
@@ -14,6 +17,10 @@ class SandboxApp(db.Model):
     name = db.Column(db.String(80), nullable=False)
     consumer_key = db.Column(db.String(64), nullable=False, unique=True)
     consumer_secret = db.Column(db.String(64), nullable=False)
+    # The API operator B2C and Transaction Status authenticate as (its password arrives RSA-encrypted).
+    # Deferred: every simulated call loads its app by token, and only those two need them.
+    initiator_name = deferred(db.Column(db.String(64)), group="initiator")
+    initiator_password = deferred(db.Column(EncryptedText), group="initiator")
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
@@ -96,6 +103,9 @@ class SandboxDelivery(db.Model):
     reorder_group = db.Column(db.String(32), index=True)  # fault switch: a group delivered newest first
     reorder_position = db.Column(db.Integer)
     last_outcome = db.Column(db.String(255))
+    answer = db.Column(db.Text)  # the start of what the receiver answered (a C2B validation's verdict)
+    timeout = db.Column(db.Float)  # seconds the receiver has to answer; None: delivery.TIMEOUT
+    on_done = db.Column(db.String(128))  # a job given this row's id once it is delivered or has failed
     delivered_at = db.Column(db.DateTime)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 

@@ -1,5 +1,7 @@
 """Safaricom Daraja client: OAuth (token cached in Redis, one fetch per expiry window for
-every process), STK push and STK query. Errors are typed and carry Daraja's codes."""
+every process), STK push and query, C2B URL registration and simulation, B2C payments and
+Transaction Status. Errors are typed and carry Daraja's codes; the asynchronous results of B2C
+and Transaction Status are read by portal.providers.daraja_results."""
 
 import base64
 import hashlib
@@ -8,10 +10,13 @@ from dataclasses import dataclass
 import redis
 import urllib3
 
+from portal.providers.daraja_results import security_credential
 from portal.providers.http import pool_for
 from portal.timeutil import daraja_timestamp
 
 TOKEN_MARGIN = 300  # refresh this many seconds before Daraja says the token expires
+# Daraja's answers to a token it no longer accepts: STK family, B2C family, C2B and Status (reference §1.2).
+STALE_TOKEN = {"404.001.03", "401.002.01", "400.003.01"}
 PENDING_MESSAGE = "The transaction is being processed"
 SUBSCRIBER_LOCKED = "Unable to lock subscriber"
 
@@ -60,6 +65,29 @@ class StkQueryResult:
     result_desc: str | None = None
 
 
+@dataclass(frozen=True)
+class C2BAck:
+    """C2B URL registration or simulation accepted (Daraja's key is OriginatorCoversationID)."""
+
+    originator_conversation_id: str
+    response_code: str
+    response_description: str
+
+
+@dataclass(frozen=True)
+class AsyncAck:
+    """A B2C payment or Transaction Status query accepted: its Result comes to the ResultURL."""
+
+    conversation_id: str
+    originator_conversation_id: str
+    response_code: str
+    response_description: str
+
+
+class NoInitiator(ValueError):
+    """B2C and Transaction Status need the initiator's name, password and Safaricom's certificate."""
+
+
 def stk_password(shortcode: str, passkey: str, timestamp: str) -> str:
     return base64.b64encode(f"{shortcode}{passkey}{timestamp}".encode()).decode()
 
@@ -77,6 +105,9 @@ class DarajaClient:
         transaction_type: str = "CustomerPayBillOnline",
         party_b: str | None = None,
         http: urllib3.PoolManager | None = None,
+        initiator_name: str | None = None,
+        initiator_password: str | None = None,
+        certificate_pem: str | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.consumer_key = consumer_key
@@ -88,6 +119,9 @@ class DarajaClient:
         self.transaction_type = transaction_type
         self.party_b = party_b or shortcode
         self.http = http or pool_for(self.base_url)
+        self.initiator_name = initiator_name
+        self.initiator_password = initiator_password
+        self.certificate_pem = certificate_pem
         fingerprint = hashlib.sha256(f"{self.base_url}|{consumer_key}|{consumer_secret}".encode()).hexdigest()
         self._token_key = f"daraja:token:{fingerprint}"
 
@@ -173,6 +207,139 @@ class DarajaClient:
             raise
         return StkQueryResult(False, str(body.get("ResultCode")), body.get("ResultDesc"))
 
+    # -- C2B -----------------------------------------------------------------------------
+    def register_c2b_urls(
+        self,
+        confirmation_url: str,
+        validation_url: str,
+        response_type: str = "Completed",
+        shortcode: str | None = None,
+        version: str = "v2",
+    ) -> C2BAck:
+        """`response_type` (Completed or Cancelled) is what happens to a payment when the
+        validation URL cannot be reached. Daraja refuses URLs with words like "mpesa" in them."""
+        body = self._authed_post(
+            f"/mpesa/c2b/{version}/registerurl",
+            {
+                "ShortCode": shortcode or self.shortcode,
+                "ResponseType": response_type,
+                "ConfirmationURL": confirmation_url,
+                "ValidationURL": validation_url,
+            },
+        )
+        return self._c2b_ack(body)
+
+    def simulate_c2b(
+        self,
+        phone: str,
+        amount: int,
+        bill_ref: str | None = None,
+        shortcode: str | None = None,
+        command_id: str | None = None,
+        version: str = "v2",
+    ) -> C2BAck:
+        """A customer paying `amount` whole shillings to the shortcode (sandbox only). Paybill by
+        default when the client pays by paybill; `bill_ref` is the account the customer types."""
+        command = command_id or self.transaction_type
+        payload = {"ShortCode": shortcode or self.shortcode, "CommandID": command, "Amount": amount, "Msisdn": phone}
+        if bill_ref is not None or command == "CustomerPayBillOnline":
+            payload["BillRefNumber"] = bill_ref
+        return self._c2b_ack(self._authed_post(f"/mpesa/c2b/{version}/simulate", payload))
+
+    @staticmethod
+    def _c2b_ack(body: dict) -> C2BAck:
+        try:
+            return C2BAck(
+                str(body["OriginatorCoversationID"]),
+                str(body.get("ResponseCode", "0")),
+                str(body.get("ResponseDescription", "")),
+            )
+        except KeyError:
+            raise DarajaError(200, "unexpected", f"unreadable C2B answer: {body!r}") from None
+
+    # -- B2C and Transaction Status ----------------------------------------------------------
+    def b2c_payment(
+        self,
+        originator_conversation_id: str,
+        phone: str,
+        amount: int,
+        remarks: str,
+        result_url: str,
+        timeout_url: str,
+        command_id: str = "BusinessPayment",
+        occasion: str = "",
+        party_a: str | None = None,
+        version: str = "v3",
+    ) -> AsyncAck:
+        """Pays `amount` whole shillings to `phone`. `originator_conversation_id` is ours and
+        unique per payout attempt: Daraja refuses a second one (500.002.1001), and Transaction
+        Status finds the attempt by it. Raises NoInitiator, DarajaError or DarajaUnavailable."""
+        name, credential = self._initiator()
+        payload = {
+            "InitiatorName": name,
+            "SecurityCredential": credential,
+            "CommandID": command_id,
+            "Amount": amount,
+            "PartyA": party_a or self.shortcode,
+            "PartyB": phone,
+            "Remarks": (remarks or "Payment")[:100],
+            "QueueTimeOutURL": timeout_url,
+            "ResultURL": result_url,
+            "Occassion": occasion[:100],  # Daraja's spelling
+        }
+        if version == "v3":
+            payload = {"OriginatorConversationID": originator_conversation_id, **payload}
+        return self._async_ack(self._authed_post(f"/mpesa/b2c/{version}/paymentrequest", payload))
+
+    def transaction_status(
+        self,
+        result_url: str,
+        timeout_url: str,
+        transaction_id: str | None = None,
+        original_conversation_id: str | None = None,
+        remarks: str = "Transaction status",
+        occasion: str = "",
+        party_a: str | None = None,
+        identifier_type: str = "4",
+    ) -> AsyncAck:
+        """Asks about a transaction by its M-Pesa receipt or by the OriginatorConversationID we
+        gave it; the answer comes to `result_url`. Raises NoInitiator, DarajaError or DarajaUnavailable."""
+        if not (transaction_id or original_conversation_id):
+            raise ValueError("a receipt (transaction_id) or an original_conversation_id is needed")
+        name, credential = self._initiator()
+        payload = {
+            "Initiator": name,
+            "SecurityCredential": credential,
+            "CommandID": "TransactionStatusQuery",
+            "TransactionID": transaction_id or "",
+            "OriginalConversationID": original_conversation_id or "",
+            "PartyA": party_a or self.shortcode,
+            "IdentifierType": identifier_type,
+            "ResultURL": result_url,
+            "QueueTimeOutURL": timeout_url,
+            "Remarks": remarks[:100],
+            "Occasion": occasion[:100],
+        }
+        return self._async_ack(self._authed_post("/mpesa/transactionstatus/v1/query", payload))
+
+    def _initiator(self) -> tuple[str, str]:
+        """The initiator's name and a fresh SecurityCredential (PKCS#1 v1.5 is randomised)."""
+        if not (self.initiator_name and self.initiator_password and self.certificate_pem):
+            raise NoInitiator("the initiator name, its password and Safaricom's certificate are needed")
+        return self.initiator_name, security_credential(self.initiator_password, self.certificate_pem)
+
+    @staticmethod
+    def _async_ack(body: dict) -> AsyncAck:
+        try:
+            return AsyncAck(
+                str(body["ConversationID"]),
+                str(body["OriginatorConversationID"]),
+                str(body.get("ResponseCode", "0")),
+                str(body.get("ResponseDescription", "")),
+            )
+        except KeyError:
+            raise DarajaError(200, "unexpected", f"unreadable acknowledgement: {body!r}") from None
+
     # -- plumbing ----------------------------------------------------------------------
     def _authed_post(self, path: str, payload: dict) -> dict:
         for attempt in (1, 2):
@@ -180,7 +347,7 @@ class DarajaClient:
             try:
                 return self._call("POST", path, json=payload, headers={"Authorization": f"Bearer {token}"})
             except DarajaError as exc:
-                if attempt == 1 and exc.error_code in {"404.001.03", "401.002.01"}:
+                if attempt == 1 and exc.error_code in STALE_TOKEN:
                     self.forget_token()  # expired or revoked early: fetch a new one, once
                     continue
                 raise

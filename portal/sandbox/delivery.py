@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 JOB = "portal.jobs.sandbox_deliver"
 QUEUE = "sandbox"
 TIMEOUT = 10.0  # seconds the receiver has to answer an attempt
+ANSWER_KEPT = 2048  # bytes of the receiver's answer kept on the row
 HELD, PENDING, DELIVERED, FAILED = "held", "pending", "delivered", "failed"
 FINAL = (DELIVERED, FAILED)
 
@@ -62,11 +63,17 @@ def deliver(
     headers: dict[str, str] | None = None,
     retry: RetryPolicy = NO_RETRY,
     copies: int | None = None,
+    timeout: float | None = None,
+    on_done: str | None = None,
 ) -> list[SandboxDelivery]:
     """Schedules `body` (JSON unless str/bytes, sent as given) to be POSTed to `url` after `delay`
     seconds, once per copy (default: the SANDBOX_CALLBACK_COPIES switch). Call it inside the
     transaction that decides the callback: the rows are added to it and the jobs go out when it
-    commits. `subject` names what it is about (e.g. the CheckoutRequestID), for the evidence."""
+    commits. `subject` names what it is about (e.g. the CheckoutRequestID), for the evidence.
+
+    `timeout`: seconds the receiver has to answer (default TIMEOUT). `on_done`: a job (dotted
+    path) given the row's id once the copy is delivered or has failed, for a simulator that acts
+    on the answer (kept in `answer`), as Daraja does on a C2B validation."""
     switches = faults.current()
     copies = max(1, switches["SANDBOX_CALLBACK_COPIES"] if copies is None else copies)
     if isinstance(body, dict):
@@ -96,6 +103,8 @@ def deliver(
             lost_attempts=lost,
             backoff=backoff,
             not_before=now + timedelta(seconds=delay),
+            timeout=timeout,
+            on_done=on_done,
         )
         _join_reorder_group(row, switches)
         db.session.add(row)
@@ -155,11 +164,13 @@ def run(delivery_id: int) -> str:
     db.session.commit()  # before the POST: SQLite must not hold its write lock while the receiver writes
     if not claimed:
         return "taken"
-    ok, status_code, outcome = _attempt(row, number)
+    ok, status_code, outcome, answer = _attempt(row, number)
     db.session.add(
         SandboxDeliveryAttempt(delivery_id=row.id, number=number, ok=ok, status_code=status_code, outcome=outcome)
     )
     row.last_outcome = outcome
+    if answer is not None:
+        row.answer = answer
     if ok:
         row.status, row.delivered_at = DELIVERED, utcnow()
     elif number < row.max_attempts:
@@ -169,18 +180,24 @@ def run(delivery_id: int) -> str:
         row.status = FAILED
     if row.status in FINAL and row.reorder_group is not None:
         _release_previous(row)
+    if row.status in FINAL and row.on_done:
+        enqueue(row.on_done, row.id, queue=QUEUE, job_id=f"sandbox-delivery-done-{row.id}", retry=False)
     db.session.commit()
     return outcome
 
 
-def _attempt(row: SandboxDelivery, number: int) -> tuple[bool, int | None, str]:
+def _attempt(row: SandboxDelivery, number: int) -> tuple[bool, int | None, str, str | None]:
+    """(delivered, HTTP status, outcome for people, the start of the receiver's answer)."""
     if number <= row.lost_attempts:
-        return False, None, "lost on the way (fault switch)"
+        return False, None, "lost on the way (fault switch)", None
     try:
-        answer = requests.post(row.target, data=row.body.encode(), headers=row.headers or {}, timeout=TIMEOUT)
+        answer = requests.post(
+            row.target, data=row.body.encode(), headers=row.headers or {}, timeout=row.timeout or TIMEOUT
+        )
     except requests.RequestException as exc:
-        return False, None, f"failed: {exc.__class__.__name__}"
-    return 200 <= answer.status_code < 300, answer.status_code, f"HTTP {answer.status_code}"
+        return False, None, f"failed: {exc.__class__.__name__}", None
+    text = answer.content[:ANSWER_KEPT].decode("utf-8", "replace").replace("\x00", "\ufffd")  # PostgreSQL text
+    return 200 <= answer.status_code < 300, answer.status_code, f"HTTP {answer.status_code}", text
 
 
 def _release_previous(row: SandboxDelivery) -> None:

@@ -1,24 +1,33 @@
-"""Portal view for the merchant's provider credentials (Daraja, Paystack). Secrets are
-encrypted at rest by their columns and never shown back in full; an empty secret input keeps the stored one."""
+"""Portal view for the merchant's provider credentials (Daraja, its B2C initiator, Paystack). Secrets
+are encrypted at rest by their columns and never shown back in full (the initiator password not at
+all); an empty secret input, or an empty certificate box, keeps the stored one."""
 
 import re
 
 from flask import Blueprint, flash, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice, SelectField, StringField
+from wtforms import SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import AnyOf, Length, Optional, Regexp, ValidationError
 
 from portal.extensions import db
 from portal.services.links import external_url
+from portal.services.mpesa.client import describe_certificate
 from portal.web.forms import strip
 from portal.web.htmx import hx_redirect, is_htmx
 
 bp = Blueprint("settings", __name__)
 
 PAYBILL, BUY_GOODS = "CustomerPayBillOnline", "CustomerBuyGoodsOnline"
-SECRET_FIELDS = ("daraja_consumer_key", "daraja_consumer_secret", "daraja_passkey", "paystack_secret_key")
-PLAIN_FIELDS = ("daraja_shortcode", "daraja_transaction_type", "daraja_party_b")
+SECRET_FIELDS = (
+    "daraja_consumer_key",
+    "daraja_consumer_secret",
+    "daraja_passkey",
+    "paystack_secret_key",
+    "daraja_initiator_password",
+)
+WRITE_ONLY = ("daraja_initiator_password",)  # not even its last characters are shown
+PLAIN_FIELDS = ("daraja_shortcode", "daraja_transaction_type", "daraja_party_b", "daraja_initiator_name")
 # The STK callback addresses, one per API that starts pushes (endpoints of webhooks/daraja.py).
 CALLBACKS = (
     ("Checkout API (/initiate_payment)", "daraja_webhooks.checkout_stk"),
@@ -28,6 +37,14 @@ CALLBACKS = (
 DARAJA_SECRETS = SECRET_FIELDS[:3]
 SHOWN_TAIL = 4
 MIN_LENGTH_TO_SHOW_TAIL = 12  # below this, four characters would give away too much of the secret
+
+
+def pem_text(value):
+    """A form filter: a pasted PEM file as it is stored, Unix line ends and one final newline
+    (browsers send a textarea's lines with CRLF)."""
+    if not isinstance(value, str) or not value.strip():
+        return value
+    return value.replace("\r\n", "\n").strip() + "\n"
 
 
 def _secret(label: str, *validators) -> StringField:
@@ -80,9 +97,48 @@ class SettingsForm(FlaskForm):
         ),
     )
 
-    def __init__(self, *args, stored_daraja: bool = False, **kwargs):
+    daraja_initiator_name = StringField(
+        "Initiator name (API operator)",
+        filters=[strip],
+        validators=[Length(max=64, message="An initiator name is at most 64 characters.")],
+    )
+    daraja_initiator_password = StringField(
+        "Initiator password",
+        filters=[strip],
+        validators=[
+            Optional(),
+            Length(max=128, message="That is too long for an initiator password."),
+            Regexp(r"^[\x21-\x7e]+$", message="An initiator password has no spaces or accents; type it again."),
+        ],
+    )
+    daraja_certificate = TextAreaField(
+        "Safaricom's certificate (PEM)",
+        filters=[pem_text],
+        validators=[Optional(), Length(max=16384, message="That is longer than any certificate; paste the one file.")],
+    )
+
+    def __init__(self, *args, stored_daraja: bool = False, stored_password: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.stored_daraja = stored_daraja
+        self.stored_password = stored_password
+
+    def validate_daraja_initiator_name(self, field):
+        """Optional, until there is a password to go with it."""
+        if field.data:
+            if not re.fullmatch(r"[\x21-\x7e]+", field.data):
+                raise ValidationError("An initiator name has no spaces; copy it from the M-Pesa org portal.")
+        elif self.stored_password or self.daraja_initiator_password.data:
+            raise ValidationError("Enter the initiator name: payouts need it with the password.")
+
+    def validate_daraja_certificate(self, field):
+        if field.data:
+            try:
+                describe_certificate(field.data)
+            except ValueError:
+                raise ValidationError(
+                    "That is not a certificate. Paste the whole certificate file for your environment (sandbox or "
+                    "production) from the Daraja portal, from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----."
+                ) from None
 
     def validate_daraja_shortcode(self, field):
         """Optional for a Paystack-only merchant, required as soon as there are Daraja keys."""
@@ -95,6 +151,17 @@ class SettingsForm(FlaskForm):
             )
 
 
+def stored_certificate(pem: str | None) -> dict | None:
+    """What the page says about the stored certificate: whose it is, until when, its fingerprint."""
+    if not pem:
+        return None
+    try:
+        info = describe_certificate(pem)
+    except ValueError:
+        return {"unreadable": True}
+    return {"subject": info.subject, "expires": info.expires, "fingerprint": info.fingerprint}
+
+
 def mask(secret: str | None) -> str | None:
     """•••••••• plus the last four characters, so a merchant can tell which key is stored."""
     if not secret:
@@ -104,7 +171,9 @@ def mask(secret: str | None) -> str | None:
 
 def _render(form: SettingsForm, status: int = 200):
     merchant = current_user.merchant
-    context = {"form": form, "masked": {name: mask(getattr(merchant, name)) for name in SECRET_FIELDS}}
+    masked = {name: mask(getattr(merchant, name)) for name in SECRET_FIELDS}
+    masked.update({name: "••••••••" for name in WRITE_ONLY if getattr(merchant, name)})
+    context = {"form": form, "masked": masked, "certificate": stored_certificate(merchant.daraja_certificate)}
     if is_htmx():
         return render_template("settings/_form.html", **context), status, {"Vary": "HX-Request"}
     callbacks = [(label, external_url(endpoint)) for label, endpoint in CALLBACKS]
@@ -123,12 +192,15 @@ def index():
 @login_required
 def save():
     merchant = current_user.merchant
-    form = SettingsForm(stored_daraja=any(getattr(merchant, name) for name in DARAJA_SECRETS))
+    form = SettingsForm(
+        stored_daraja=any(getattr(merchant, name) for name in DARAJA_SECRETS),
+        stored_password=bool(merchant.daraja_initiator_password),
+    )
     if not form.validate_on_submit():
         return _render(form, 422)
     for name in PLAIN_FIELDS:
         setattr(merchant, name, getattr(form, name).data or None)
-    for name in SECRET_FIELDS:
+    for name in (*SECRET_FIELDS, "daraja_certificate"):
         if getattr(form, name).data:
             setattr(merchant, name, getattr(form, name).data)
     db.session.commit()

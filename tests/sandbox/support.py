@@ -1,7 +1,10 @@
-"""What the simulator tests share: a Daraja integration's view of the simulator (Sim), a
-merchant's callback endpoint (Receiver) and Daraja's shapes to check answers against."""
+"""What the simulator tests share: a Daraja integration's view of the simulator (Sim, and Business
+for C2B, B2C and Transaction Status), a merchant's callback endpoint (Receiver) and Daraja's
+shapes to check answers against."""
 
 import base64
+import itertools
+import socket
 import threading
 import time
 from datetime import datetime
@@ -12,17 +15,21 @@ from werkzeug.wrappers import Request, Response
 
 from portal.extensions import db
 from portal.models import Merchant
-from portal.providers.daraja import stk_password
+from portal.providers.daraja import security_credential, stk_password
 from portal.sandbox.daraja.stk import PUBLIC_PASSKEY
 from portal.timeutil import daraja_timestamp
 from tests.conftest import wait_for
 
 SHORTCODE = "174379"
+C2B_SHORTCODE = "600984"  # a public C2B/B2C test shortcode (reference §9.7)
 PHONE = "254708374149"
 MISSING = object()  # an override that removes the field from the body
 ENVELOPE = {"requestId", "errorCode", "errorMessage"}
 ACCEPTED = "Success. Request accepted for processing"
 LOCKED = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
+
+
+_serial = itertools.count(1)
 
 
 def basic(key: str, secret: str) -> str:
@@ -113,24 +120,148 @@ class Sim:
         return wait_for(answered, timeout=timeout, what=f"the query for {checkout_id} to be final")
 
 
+class Business(Sim):
+    """A Daraja integration's view of the simulator's business APIs (C2B, B2C, Transaction
+    Status), with the merchant's app and initiator."""
+
+    def __init__(self, live_server: str, key: str, secret: str, initiator: tuple[str, str, str]):
+        super().__init__(live_server, key, secret)
+        self.initiator, self.password, self.certificate = initiator
+
+    def credential(self, password: str | None = None) -> str:
+        return security_credential(self.password if password is None else password, self.certificate)
+
+    @staticmethod
+    def _body(defaults: dict, overrides: dict) -> dict:
+        body = {**defaults, **overrides}
+        return {k: v for k, v in body.items() if v is not MISSING}
+
+    def register_body(self, confirmation: str, validation: str, **overrides) -> dict:
+        defaults = {
+            "ShortCode": C2B_SHORTCODE,
+            "ResponseType": "Completed",
+            "ConfirmationURL": confirmation,
+            "ValidationURL": validation,
+        }
+        return self._body(defaults, overrides)
+
+    def register(
+        self, confirmation: str, validation: str, version: str = "v2", authorization=MISSING, **overrides
+    ) -> requests.Response:
+        body = self.register_body(confirmation, validation, **overrides)
+        return self.post(f"/mpesa/c2b/{version}/registerurl", body, authorization=authorization)
+
+    def simulate_body(self, **overrides) -> dict:
+        defaults = {
+            "ShortCode": C2B_SHORTCODE,
+            "CommandID": "CustomerPayBillOnline",
+            "Amount": 250,
+            "Msisdn": PHONE,
+            "BillRefNumber": "INV-2231",
+        }
+        return self._body(defaults, overrides)
+
+    def simulate(self, version: str = "v2", authorization=MISSING, **overrides) -> requests.Response:
+        return self.post(f"/mpesa/c2b/{version}/simulate", self.simulate_body(**overrides), authorization=authorization)
+
+    def b2c_body(self, result_url: str, timeout_url: str, **overrides) -> dict:
+        defaults = {
+            "OriginatorConversationID": f"payout-{next(_serial):06d}",
+            "InitiatorName": self.initiator,
+            "SecurityCredential": self.credential(),
+            "CommandID": "BusinessPayment",
+            "Amount": 500,
+            "PartyA": C2B_SHORTCODE,
+            "PartyB": "254712345678",
+            "Remarks": "Refund for order 42",
+            "QueueTimeOutURL": timeout_url,
+            "ResultURL": result_url,
+            "Occassion": "Refund",
+        }
+        return self._body(defaults, overrides)
+
+    def b2c(
+        self, result_url: str, timeout_url: str, version: str = "v3", authorization=MISSING, **overrides
+    ) -> requests.Response:
+        body = self.b2c_body(result_url, timeout_url, **overrides)
+        return self.post(f"/mpesa/b2c/{version}/paymentrequest", body, authorization=authorization)
+
+    def status_body(self, result_url: str, timeout_url: str, **overrides) -> dict:
+        defaults = {
+            "Initiator": self.initiator,
+            "SecurityCredential": self.credential(),
+            "CommandID": "TransactionStatusQuery",
+            "TransactionID": "",
+            "OriginalConversationID": "",
+            "PartyA": C2B_SHORTCODE,
+            "IdentifierType": "4",
+            "ResultURL": result_url,
+            "QueueTimeOutURL": timeout_url,
+            "Remarks": "Where is my payout?",
+            "Occasion": "Reconciliation",
+        }
+        return self._body(defaults, overrides)
+
+    def status(self, result_url: str, timeout_url: str, authorization=MISSING, **overrides) -> requests.Response:
+        body = self.status_body(result_url, timeout_url, **overrides)
+        return self.post("/mpesa/transactionstatus/v1/query", body, authorization=authorization)
+
+
 def merchant_credentials(app, accounts, label="merchant") -> tuple[str, str]:
     with app.app_context():
         merchant = db.session.get(Merchant, accounts[label]["id"])
         return merchant.daraja_consumer_key, merchant.daraja_consumer_secret
 
 
+def merchant_initiator(app, accounts, label="merchant") -> tuple[str, str, str]:
+    """The initiator name, password and certificate provisioning gave the merchant."""
+    with app.app_context():
+        merchant = db.session.get(Merchant, accounts[label]["id"])
+        return merchant.daraja_initiator_name, merchant.daraja_initiator_password, merchant.daraja_certificate
+
+
+def free_port_url(path: str = "/c2b/validate") -> str:
+    """An address nothing listens on (a port that was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}{path}"
+
+
+def by_key(items: list[dict]) -> dict:
+    """ResultParameter / ReferenceItem lists by Key (their order is not part of the contract)."""
+    found = {item["Key"]: item for item in items}
+    assert len(found) == len(items), f"duplicate keys in {items}"
+    return found
+
+
 class Receiver:
     """A merchant's callback endpoint: a real HTTP server recording what it is sent. It answers
-    200, or the statuses queued in `refuse` first (one per request), as a failing endpoint would."""
+    200, or the statuses queued in `refuse` first (one per request), as a failing endpoint would.
+    `answers` and `delays` (by path) set what it answers there and how long it takes to."""
 
     def __init__(self):
         self.received: list[dict] = []  # {"at": monotonic, "content_type": ..., "body": ..., "path": ...}
         self.refused: list[dict] = []  # the requests answered with a queued failure status
         self.refuse: list[int] = []
+        self.answers: dict[str, tuple[int, str]] = {}  # path -> (status, body) answered there
+        self.delays: dict[str, float] = {}  # path -> seconds it takes to answer there (a slow endpoint)
         self._lock = threading.Lock()
         self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/mpesa/callback"
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+        self.url = f"{self.base}/mpesa/callback"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def at(self, path: str) -> str:
+        """The address of `path` on this endpoint (C2B URLs must not say "mpesa": Daraja refuses them)."""
+        return self.base + path
+
+    def bodies_at(self, path: str) -> list:
+        with self._lock:
+            return [r["body"] for r in self.received if r["path"] == path]
+
+    def wait_at(self, path: str, count: int = 1, timeout: float = 15.0) -> list:
+        wait_for(lambda: len(self.bodies_at(path)) >= count, timeout=timeout, what=f"{count} request(s) to {path}")
+        return self.bodies_at(path)
 
     def _wsgi(self, environ, start_response):
         request = Request(environ)
@@ -142,10 +273,15 @@ class Receiver:
             "headers": dict(request.headers),
             "body": request.get_json(silent=True),
         }
+        if request.path in self.delays:
+            time.sleep(self.delays[request.path])  # the slow endpoint under test, not a wait of the test's
         with self._lock:
-            status = self.refuse.pop(0) if self.refuse else 200
+            if request.path in self.answers:
+                status, text = self.answers[request.path]
+            else:
+                status, text = self.refuse.pop(0) if self.refuse else 200, '{"ResultCode": 0, "ResultDesc": "Accepted"}'
             (self.received if status == 200 else self.refused).append(record)
-        answer = Response('{"ResultCode": 0, "ResultDesc": "Accepted"}', status=status, content_type="application/json")
+        answer = Response(text, status=status, content_type="application/json")
         return answer(environ, start_response)
 
     def bodies(self, checkout_id: str | None = None) -> list[dict]:

@@ -5,10 +5,11 @@ import ast
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from portal import create_app
 from portal.extensions import db
-from portal.models import Merchant, SandboxApp, User
+from portal.models import Merchant, SandboxApp, SandboxKeyPair, User
 from portal.sandbox.daraja.stk import PUBLIC_PASSKEY, PUBLIC_SHORTCODE
 from portal.services.merchants import NoSandbox, create_merchant
 from tests.conftest import TEST_CONFIG
@@ -43,6 +44,24 @@ def test_a_new_merchant_gets_a_daraja_app_named_after_it_and_the_public_shortcod
         sandbox_app.consumer_secret,
     )
     assert (merchant.daraja_shortcode, merchant.daraja_passkey) == (PUBLIC_SHORTCODE, PUBLIC_PASSKEY)
+
+
+def test_a_new_merchant_gets_the_apps_initiator_and_the_simulators_certificate(app, ctx):
+    first = create_merchant("Kiosk 42", "kiosk@example.com", "a-long-password")
+    second = create_merchant("Kiosk 43", "kiosk43@example.com", "a-long-password")
+    apps = {a.name: a for a in SandboxApp.query.all()}
+    for merchant in (first, second):
+        assert merchant.daraja_initiator_name == apps[merchant.name].initiator_name == "testapi"
+        assert merchant.daraja_initiator_password == apps[merchant.name].initiator_password
+        assert merchant.has_daraja_initiator
+    assert first.daraja_initiator_password != second.daraja_initiator_password  # each app its own
+    [pair] = SandboxKeyPair.query.all()  # one key pair, shared
+    assert first.daraja_certificate == second.daraja_certificate == pair.certificate
+    assert pair.certificate.startswith("-----BEGIN CERTIFICATE-----")
+    raw = db.session.execute(text("SELECT daraja_initiator_password FROM merchants WHERE id = :id"), {"id": first.id})
+    assert first.daraja_initiator_password not in raw.scalar()  # encrypted at rest
+    raw_key = db.session.execute(text("SELECT private_key FROM sandbox_key_pairs")).scalar()
+    assert "PRIVATE KEY" not in raw_key and "PRIVATE KEY" in pair.private_key
 
 
 def test_without_the_sandbox_nothing_is_mounted_and_credentials_cannot_be_provisioned(ctx):

@@ -1,7 +1,12 @@
 """The settings page: secrets masked and kept unless replaced, bad input refused in words, nothing else touched."""
 
 import re
+from datetime import UTC, datetime, timedelta
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 
 from portal.extensions import db
@@ -44,6 +49,9 @@ def form(token, **fields) -> dict:
         "daraja_transaction_type": "CustomerPayBillOnline",
         "daraja_party_b": "",
         "paystack_secret_key": "",
+        "daraja_initiator_name": "testapi",
+        "daraja_initiator_password": "",
+        "daraja_certificate": "",
     }
     return {**data, **fields}
 
@@ -217,3 +225,98 @@ def test_htmx_gets_the_form_partial_and_a_redirect_after_saving(app, client, aut
     assert saved.status_code == 204 and saved.headers["HX-Redirect"] == "/settings"  # a page load, not a 302
     assert "Settings saved." in client.get("/settings").get_data(as_text=True)
     assert stored(app, accounts["merchant"]["id"])["daraja_shortcode"] == "600123"
+
+
+# -- the B2C initiator ---------------------------------------------------------------------------
+def certificate(common_name: str, key=None) -> str:
+    """A self-signed certificate in PEM (RSA unless another key is given)."""
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    built = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return built.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def initiator(app, merchant_id) -> tuple:
+    with app.app_context():
+        m = db.session.get(Merchant, merchant_id)
+        return m.daraja_initiator_name, m.daraja_initiator_password, m.daraja_certificate
+
+
+def test_the_initiator_password_is_never_shown_and_the_certificate_is_described(app, client, auth, accounts):
+    name, password, pem = initiator(app, accounts["merchant"]["id"])
+    sign_in(auth, accounts["merchant"])
+    page = client.get("/settings").get_data(as_text=True)
+    assert 'name="daraja_initiator_name" type="text" value="testapi"' in page
+    assert password not in page and password[-4:] not in page.split("initiator-password-hint", 1)[1][:400]
+    assert re.search(r'<input[^>]*name="daraja_initiator_password"[^>]*value=""', page)
+    hint = page.split('id="initiator-password-hint"', 1)[1].split("</p>", 1)[0]
+    assert "••••••••</span>" in hint  # stored, and nothing of it shown
+    assert "CN=Daraja simulator" in page and "SHA-256 fingerprint" in page
+    assert pem.splitlines()[1] not in page  # the certificate box is empty: a new one replaces it
+
+
+def test_a_new_initiator_and_certificate_replace_the_stored_ones_for_this_merchant_only(app, client, auth, accounts):
+    merchant_id, other_id = accounts["merchant"]["id"], accounts["other_merchant"]["id"]
+    other_before = initiator(app, other_id)
+    production = certificate("apicrypt.safaricom.co.ke")
+    token = sign_in(auth, accounts["merchant"])
+    pasted = "\r\n" + production.replace("\n", "\r\n")  # as a browser sends a textarea
+    new = {"daraja_initiator_name": "apiop37", "daraja_initiator_password": "N3w-Pass!*!", "daraja_certificate": pasted}
+    data = form(token, **new)
+    assert client.post("/settings", data=data).status_code == 302
+    assert initiator(app, merchant_id) == ("apiop37", "N3w-Pass!*!", production)
+    assert "N3w-Pass!*!" not in raw_column(app, merchant_id, "daraja_initiator_password")  # encrypted at rest
+    assert initiator(app, other_id) == other_before
+    page = client.get("/settings").get_data(as_text=True)
+    assert "CN=apicrypt.safaricom.co.ke" in page and "N3w-Pass!*!" not in page
+
+    # empty password and certificate boxes keep what is stored
+    assert client.post("/settings", data=form(token, daraja_initiator_name="apiop38")).status_code == 302
+    assert initiator(app, merchant_id) == ("apiop38", "N3w-Pass!*!", production)
+
+
+def test_a_bad_certificate_is_refused_in_words_and_changes_nothing(app, client, auth, accounts):
+    merchant_id = accounts["merchant"]["id"]
+    before = initiator(app, merchant_id)
+    pem = before[2]
+    token = sign_in(auth, accounts["merchant"])
+    cases = {
+        "garbage": "hello, this is my certificate",
+        "truncated": pem[: len(pem) // 2],
+        "a private key": rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode(),
+        "not RSA": certificate("ec", key=ec.generate_private_key(ec.SECP256R1())),
+    }
+    for name, bad in cases.items():
+        answer = client.post("/settings", data=form(token, daraja_certificate=bad, daraja_initiator_password="Typed!1"))
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 422, name
+        error = page.split('id="certificate-error" class="field-error">', 1)[1].split("</p>", 1)[0]
+        assert "That is not a certificate" in error and "BEGIN CERTIFICATE" in error, name
+        assert "Typed!1" not in page, name  # the typed password is not echoed back
+    assert initiator(app, merchant_id) == before
+
+
+def test_a_password_needs_an_initiator_name(app, client, auth, accounts):
+    before = initiator(app, accounts["merchant"]["id"])
+    token = sign_in(auth, accounts["merchant"])
+    answer = client.post("/settings", data=form(token, daraja_initiator_name="", daraja_initiator_password="Pass!23"))
+    assert answer.status_code == 422
+    assert "Enter the initiator name" in answer.get_data(as_text=True)
+    cleared = client.post("/settings", data=form(token, daraja_initiator_name=""))  # a password is stored
+    assert cleared.status_code == 422
+    for field in ("daraja_initiator_password", "daraja_initiator_name"):
+        spaced = client.post("/settings", data=form(token, **{field: "has space"}))
+        assert spaced.status_code == 422 and "has no spaces" in spaced.get_data(as_text=True)
+    assert initiator(app, accounts["merchant"]["id"]) == before

@@ -1,4 +1,5 @@
-"""The Daraja simulator's apps and OAuth: consumer key and secret in, 28-character bearer tokens out."""
+"""The Daraja simulator's apps and OAuth: consumer key and secret in, 28-character bearer tokens out.
+Each app also has an API operator (initiator) for B2C and Transaction Status."""
 
 import base64
 import binascii
@@ -14,11 +15,16 @@ from portal.sandbox.daraja.errors import SimError
 from portal.timeutil import utcnow
 
 TOKEN_LIFETIME = 3600
+INITIATOR = "testapi"  # the sandbox's API operator name (reference §9.7); its password is the app's own
 
 
 def create_app_credentials(name: str) -> SandboxApp:
     app = SandboxApp(
-        name=name, consumer_key=secrets.token_urlsafe(24)[:32], consumer_secret=secrets.token_urlsafe(24)[:32]
+        name=name,
+        consumer_key=secrets.token_urlsafe(24)[:32],
+        consumer_secret=secrets.token_urlsafe(24)[:32],
+        initiator_name=INITIATOR,
+        initiator_password=secrets.token_urlsafe(12),
     )
     db.session.add(app)
     return app
@@ -46,13 +52,23 @@ def issue_token(authorization: str | None) -> SandboxToken:
     return token
 
 
-def check_bearer(authorization: str | None) -> SandboxApp:
-    """The app the bearer token was issued to; SimError 404 for a missing, unknown or expired token."""
-    token = (authorization or "")[7:].strip() if (authorization or "").startswith("Bearer ") else ""
+def check_bearer(authorization: str | None, family: str = "stk") -> SandboxApp:
+    """The app the bearer token was issued to. A missing, unknown or expired token is refused
+    the way that API family refuses it (reference §1.2, §9.1): `stk` 404.001.03; `c2b` (C2B and
+    Transaction Status) 404.001.04 without a bearer header, 400.003.01 for a bad token; `b2c`
+    401.002.01 naming the token."""
+    bearer = (authorization or "").startswith("Bearer ")
+    token = (authorization or "")[7:].strip() if bearer else ""
     app = db.session.execute(_BEARER, {"token": token, "now": utcnow()}).scalars().first() if token else None
-    if app is None:
-        raise SimError(404, "404.001.03", "Invalid Access Token")
-    return app
+    if app is not None:
+        return app
+    if family == "b2c":
+        raise SimError(401, "401.002.01", f"Error Occurred - Invalid Access Token - {token[:64]}")
+    if family == "c2b":
+        if not bearer:
+            raise SimError(404, "404.001.04", "Invalid Authentication Header")
+        raise SimError(400, "400.003.01", "Invalid Access Token")
+    raise SimError(404, "404.001.03", "Invalid Access Token")
 
 
 _BEARER = (  # every simulated API call asks: one statement, built once

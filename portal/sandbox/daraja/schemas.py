@@ -66,3 +66,62 @@ class DarajaError(Answer):
     requestId: str  # noqa: N815  (Daraja's field names)
     errorCode: str  # noqa: N815
     errorMessage: str  # noqa: N815
+
+
+URL = r"^https?://\S+$"
+
+
+class C2bRegisterRequest(BaseModel):
+    ShortCode: str = Field(pattern=SHORTCODE)
+    ResponseType: Literal["Completed", "Cancelled"]
+    ConfirmationURL: str = Field(pattern=URL, description="Refused if it holds words like mpesa, safaricom, sql")
+    ValidationURL: str = Field(pattern=URL)
+
+
+class C2bSimulateRequest(BaseModel):
+    ShortCode: str | int
+    CommandID: Literal["CustomerPayBillOnline", "CustomerBuyGoodsOnline"]
+    Amount: int = Field(ge=1, le=250_000)
+    Msisdn: str | int
+    BillRefNumber: str | None = Field(None, max_length=20)
+
+
+class C2bAccepted(Answer):
+    OriginatorCoversationID: str = Field(description="Daraja's own misspelling")
+    ResponseCode: Literal["0"]
+    ResponseDescription: str
+
+
+class B2cRequest(BaseModel):
+    OriginatorConversationID: str | None = Field(None, max_length=64, description="Required on v3")
+    InitiatorName: str
+    SecurityCredential: str = Field(description="The initiator password, RSA-encrypted to the certificate, base64")
+    CommandID: Literal["BusinessPayment", "SalaryPayment", "PromotionPayment"]
+    Amount: int = Field(ge=10, le=250_000)
+    PartyA: str = Field(pattern=SHORTCODE)
+    PartyB: str = Field(pattern=MSISDN)
+    Remarks: str = Field(min_length=2, max_length=100)
+    QueueTimeOutURL: str = Field(pattern=URL)
+    ResultURL: str = Field(pattern=URL)
+    Occassion: str | None = Field(None, max_length=100)
+
+
+class TransactionStatusRequest(BaseModel):
+    Initiator: str
+    SecurityCredential: str
+    CommandID: Literal["TransactionStatusQuery"]
+    TransactionID: str | None = None
+    OriginalConversationID: str | None = None
+    PartyA: str
+    IdentifierType: str
+    ResultURL: str = Field(pattern=URL)
+    QueueTimeOutURL: str = Field(pattern=URL)
+    Remarks: str = Field(max_length=100)
+    Occasion: str | None = None
+
+
+class AsyncAccepted(Answer):
+    ConversationID: str
+    OriginatorConversationID: str
+    ResponseCode: Literal["0"]
+    ResponseDescription: str

@@ -6,11 +6,8 @@ while its page is open; each prompt's callback is handed to the delivery module 
 
 import base64
 import logging
-import math
-import random
 import re
 import secrets
-import string
 from datetime import datetime, timedelta
 
 import redis
@@ -22,8 +19,11 @@ from portal.extensions import db, insert_loaded, loaded_after_commit
 from portal.models import SandboxApp, SandboxStkRequest
 from portal.queueing import enqueue, get_redis
 from portal.sandbox import delivery
+from portal.sandbox.daraja import fields as rules
+from portal.sandbox.daraja import ids
 from portal.sandbox.daraja.errors import SimError, invalid
 from portal.sandbox.daraja.errors import request_id_like_daraja as _request_id
+from portal.sandbox.daraja.fields import MSISDN
 from portal.timeutil import as_nairobi, utcnow
 
 log = logging.getLogger(__name__)
@@ -69,47 +69,26 @@ def check_credentials(body: dict) -> str:
     return shortcode
 
 
-def _whole_amount(value) -> int:
-    if isinstance(value, bool):
-        raise invalid("Amount")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise invalid("Amount") from None
-    if not math.isfinite(number) or number != int(number) or not 1 <= number <= 250_000:
-        raise invalid("Amount")
-    return int(number)
-
-
-MSISDN = re.compile(r"254[0-9]{9}")
-
-
 def validate_push(body: dict) -> dict:
     shortcode = check_credentials(body)
     if body.get("TransactionType") not in ("CustomerPayBillOnline", "CustomerBuyGoodsOnline"):
         raise invalid("TransactionType")
-    amount = _whole_amount(body.get("Amount"))
+    amount = rules.whole_amount(body)
     for field in ("PartyA", "PhoneNumber"):
         if not MSISDN.fullmatch(str(body.get(field, ""))):
             raise invalid(field)
     if not re.fullmatch(r"[0-9]{5,7}", str(body.get("PartyB", ""))):
         raise invalid("PartyB")
-    url = body.get("CallBackURL")
-    if not isinstance(url, str) or not re.fullmatch(r"https?://\S+", url):
-        raise invalid("CallBackURL")
-    reference = body.get("AccountReference")
-    if not isinstance(reference, str) or not 1 <= len(reference) <= 12:
-        raise invalid("AccountReference")
-    desc = body.get("TransactionDesc", "")
-    if not isinstance(desc, str) or len(desc) > 13:
-        raise invalid("TransactionDesc")
+    url = rules.url(body, "CallBackURL")
+    reference = rules.text(body, "AccountReference", 12)
+    desc = rules.text(body, "TransactionDesc", 13, low=0, required="TransactionDesc" in body)
     return {
         "shortcode": shortcode,
         "amount": amount,
         "phone": str(body["PhoneNumber"]),
         "callback_url": url,
         "account_reference": reference,
-        "description": desc,
+        "description": desc or "",
     }
 
 
@@ -257,7 +236,7 @@ def resolve(req: SandboxStkRequest, code: int | None = None, *, deliver_now: boo
         .values(
             result_code=code,
             result_desc=RESULTS.get(code, "Request failed"),
-            receipt=_receipt() if code == 0 else None,
+            receipt=ids.receipt() if code == 0 else None,
             resolved_at=utcnow(),
             open_phone=None,
         )
@@ -343,11 +322,3 @@ def callback_body(req: SandboxStkRequest) -> dict:
 def _checkout_request_id(phone: str) -> str:
     now = as_nairobi(utcnow())
     return f"ws_CO_{now:%d%m%Y%H%M%S}{now.microsecond // 1000:03d}{phone[3:]}"
-
-
-def _receipt() -> str:
-    now = as_nairobi(utcnow())
-    year = chr(ord("N") + now.year - 2019) if now.year - 2019 < 13 else "Z"
-    day = str(now.day) if now.day < 10 else chr(ord("A") + now.day - 10)
-    tail = "".join(random.choices(string.ascii_uppercase + string.digits, k=7))
-    return f"{year}{chr(ord('A') + now.month - 1)}{day}{tail}"

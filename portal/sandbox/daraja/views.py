@@ -1,13 +1,19 @@
-"""The Daraja simulator's HTTP face: Daraja's paths, shapes and error envelopes."""
+"""The Daraja simulator's HTTP face: Daraja's paths, shapes and error envelopes (OAuth, M-Pesa
+Express, C2B v1/v2, B2C v1/v3, Transaction Status)."""
 
 from flask import Blueprint, Response, jsonify, request
 
 from portal import openapi
 from portal.sandbox import faults
+from portal.sandbox.daraja import b2c, c2b, status, stk
 from portal.sandbox.daraja import oauth as apps
-from portal.sandbox.daraja import stk
 from portal.sandbox.daraja.errors import SimError, request_id_like_daraja
 from portal.sandbox.daraja.schemas import (
+    AsyncAccepted,
+    B2cRequest,
+    C2bAccepted,
+    C2bRegisterRequest,
+    C2bSimulateRequest,
     DarajaError,
     OAuthQuery,
     StkPushAccepted,
@@ -15,6 +21,7 @@ from portal.sandbox.daraja.schemas import (
     StkQueryAnswer,
     StkQueryRequest,
     Token,
+    TransactionStatusRequest,
 )
 
 bp = Blueprint("sandbox_daraja", __name__, url_prefix="/sandbox/daraja")
@@ -104,4 +111,69 @@ def stk_query():
         CheckoutRequestID=req.checkout_request_id,
         ResultCode=str(req.result_code),
         ResultDesc=req.result_desc,
+    )
+
+
+def _version() -> str:
+    """The API version in the rule's path (/mpesa/c2b/v2/registerurl: v2)."""
+    return request.url_rule.rule.rsplit("/", 2)[-2]
+
+
+# -- C2B ---------------------------------------------------------------------------------------
+@openapi.operation(
+    "Daraja's C2B URL registration", body=C2bRegisterRequest, responses={200: C2bAccepted, 401: DarajaError}
+)
+@bp.post("/mpesa/c2b/v1/registerurl")
+@bp.post("/mpesa/c2b/v2/registerurl")
+def c2b_register():
+    version = _version()
+    app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
+    c2b.register(_json_body(), app, version)
+    # Daraja's key really is misspelled, in both C2B answers (reference §6.1).
+    return jsonify(OriginatorCoversationID=request_id_like_daraja(), ResponseCode="0", ResponseDescription="Success")
+
+
+@openapi.operation(
+    "Daraja's C2B simulation (sandbox only)", body=C2bSimulateRequest, responses={200: C2bAccepted, 401: DarajaError}
+)
+@bp.post("/mpesa/c2b/v1/simulate")
+@bp.post("/mpesa/c2b/v2/simulate")
+def c2b_simulate():
+    app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
+    payment = c2b.simulate(_json_body(), app)
+    return jsonify(
+        OriginatorCoversationID=payment.originator_conversation_id,
+        ResponseCode="0",
+        ResponseDescription=b2c.ACCEPTED,
+    )
+
+
+# -- B2C and Transaction Status ----------------------------------------------------------------
+@openapi.operation("Daraja's B2C payment request", body=B2cRequest, responses={200: AsyncAccepted, 401: DarajaError})
+@bp.post("/mpesa/b2c/v1/paymentrequest")
+@bp.post("/mpesa/b2c/v3/paymentrequest")
+def b2c_payment():
+    version = _version()
+    app = apps.check_bearer(request.headers.get("Authorization"), family="b2c")
+    payout = b2c.pay(_json_body(), app, version)
+    return jsonify(
+        ConversationID=payout.conversation_id,
+        OriginatorConversationID=payout.originator_conversation_id,
+        ResponseCode="0",
+        ResponseDescription=b2c.ACCEPTED,
+    )
+
+
+@openapi.operation(
+    "Daraja's Transaction Status query", body=TransactionStatusRequest, responses={200: AsyncAccepted, 401: DarajaError}
+)
+@bp.post("/mpesa/transactionstatus/v1/query")
+def transaction_status():
+    app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
+    asked = status.query(_json_body(), app)
+    return jsonify(
+        OriginatorConversationID=asked.originator_conversation_id,
+        ConversationID=asked.conversation_id,
+        ResponseCode="0",
+        ResponseDescription=b2c.ACCEPTED,
     )

@@ -1,9 +1,15 @@
-"""The Daraja client for a merchant: its credentials, the base URL (the sandbox or Safaricom)."""
+"""The Daraja client for a merchant: its credentials, the base URL (the sandbox or Safaricom);
+and what the portal may say about the certificate a merchant pasted."""
 
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography.hazmat.primitives import hashes
 from flask import current_app
 
 from portal.models import Merchant
 from portal.providers.daraja import DarajaClient
+from portal.providers.daraja_results import read_certificate
 from portal.queueing import get_redis
 from portal.services.errors import NotConfigured
 
@@ -31,4 +37,35 @@ def daraja_for(merchant: Merchant) -> DarajaClient:
         timeout=current_app.config["DARAJA_TIMEOUT"],
         transaction_type=merchant.daraja_transaction_type,
         party_b=merchant.daraja_party_b,
+    )
+
+
+def daraja_initiator_for(merchant: Merchant) -> DarajaClient:
+    """A client that can also pay out (B2C) and ask Transaction Status. Raises NotConfigured
+    when the merchant's Daraja credentials or its initiator (name, password, certificate) are missing."""
+    client = daraja_for(merchant)
+    if not merchant.has_daraja_initiator:
+        raise NotConfigured(
+            "M-Pesa payouts need the initiator name, its password and Safaricom's certificate in the settings"
+        )
+    client.initiator_name = merchant.daraja_initiator_name
+    client.initiator_password = merchant.daraja_initiator_password
+    client.certificate_pem = merchant.daraja_certificate
+    return client
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    subject: str
+    expires: datetime  # naive UTC, as the database stores times
+    fingerprint: str  # SHA-256, colon-separated hex, as certificate viewers show it
+
+
+def describe_certificate(pem: str) -> CertificateInfo:
+    """Raises ValueError unless `pem` is a PEM X.509 certificate of an RSA key."""
+    certificate = read_certificate(pem)
+    return CertificateInfo(
+        subject=certificate.subject.rfc4514_string(),
+        expires=certificate.not_valid_after_utc.replace(tzinfo=None),
+        fingerprint=certificate.fingerprint(hashes.SHA256()).hex(":").upper(),
     )
