@@ -24,7 +24,7 @@ JSON_BLUEPRINTS = {
     "sandbox_faults": None,  # the simulators' fault switchboard (sandbox only, no credential)
 }
 # Blueprints that are not JSON (portal pages, the virtual phone, static files): other guards' business.
-NOT_JSON = {"auth", "dashboard", "payments", "keys", "settings", "sandbox_phone", ""}
+NOT_JSON = {"auth", "dashboard", "payments", "keys", "settings", "queues", "sandbox_phone", ""}
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 # Routes known to answer 5xx to a body, each checked to still fail (so it leaves the list once
