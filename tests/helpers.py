@@ -110,3 +110,24 @@ def failed_stk_query(app, api, phone: str = "254712349999", retries: int = 2) ->
     with app.app_context():
         (row,) = DeadLetter.query.filter_by(payment_id=payment_id).all()
         return row.id, payment_id
+
+
+def dead_letter_row(merchant_id: int | None, n: int, **columns):
+    """A committed dead letter of an STK query job that could not reach Daraja (a factory:
+    override any column). `n` keeps its job and fingerprint apart from the others'."""
+    from portal.models import DeadLetter
+
+    defaults = {
+        "job_id": f"stk-query-{n}",
+        "func": "portal.jobs.query_stk_payment",
+        "args": [n],
+        "queue": "payments",
+        "fingerprint": f"factory-{n}",
+        "error_type": "DarajaUnavailable",
+        "error": "could not connect to Daraja",
+        "attempts": 6,
+    }
+    row = DeadLetter(merchant_id=merchant_id, **{**defaults, **columns})
+    db.session.add(row)
+    db.session.commit()
+    return row
