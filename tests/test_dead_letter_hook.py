@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from rq import Queue, Worker
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 
 from portal import ROOT
@@ -122,6 +123,37 @@ def test_backoff_is_one_interval_per_retry_and_none_without_retries():
     retry = backoff(3, 1.0)
     assert retry.max == 3 and len(retry.intervals) == 3
     assert retry.intervals[0] < retry.intervals[1] < retry.intervals[2]  # 0.8-1.2, 1.6-2.4, 3.2-4.8
+
+
+def test_a_job_whose_worker_died_under_it_is_filed_by_the_next_workers_clean_up(app, api, accounts, worker):
+    merchant_id = accounts["merchant"]["id"]
+    with app.app_context():
+        payment_id = stk_payment(merchant_id, "PAYDL0005", checkout_request_id="ws_CO_dl_0005").id
+    redis = app.extensions["redis"]
+    queue = Queue("payments", connection=redis)
+    worker.pause()
+    try:
+        # What a worker leaves behind when it dies mid-job: the job taken off its queue and
+        # started, its execution in the started registry, its heartbeat long stopped.
+        job = queue.enqueue("portal.jobs.query_stk_payment", payment_id, meta={"payment_id": payment_id})
+        queue.remove(job.id)
+        with redis.pipeline() as pipe:
+            job.set_status(JobStatus.STARTED, pipeline=pipe)
+            execution = Execution.create(job, ttl=60, pipeline=pipe)
+            pipe.execute()
+        redis.zadd(queue.started_job_registry.key, {execution.composite_key: 1})
+        # Figures read by the web process leave it alone: its dead letter is the worker's to file.
+        stats = api.get("/api/retry-queue/stats").json()["data"]
+        assert next(q for q in stats["queues"] if q["name"] == "payments")["started"] == 1
+        assert job.get_status(refresh=True) == JobStatus.STARTED
+    finally:
+        worker.resume()
+    settled(app)
+
+    row = only_dead_letter(app)
+    assert (row.error_type, row.error) == ("AbandonedJobError", "the worker running it stopped before it finished")
+    assert (row.attempts, row.payment_id, row.merchant_id, row.job_id) == (1, payment_id, merchant_id, job.id)
+    assert job.get_status(refresh=True) == JobStatus.FAILED
 
 
 @pytest.fixture
