@@ -69,6 +69,7 @@ def record(job, exc_type, exc, tb, tries: int) -> None:
         "status": S.FAILED,
         "attempts": DeadLetter.attempts + tries,
     }
+    log.warning("job %s (%s) failed for good after %s attempt(s): %s", job.id, job.func_name, tries, changes["error"])
     open_row = DeadLetter.status != S.RESOLVED
     if meta.get("dead_letter_id"):
         mine = (DeadLetter.id == int(meta["dead_letter_id"]), open_row)
@@ -95,7 +96,6 @@ def record(job, exc_type, exc, tb, tries: int) -> None:
         db.session.rollback()
         _update((DeadLetter.fingerprint == fingerprint, open_row), changes)
         db.session.commit()
-    log.warning("job %s (%s) failed for good: %s: %s", job.id, job.func_name, error_type, changes["error"])
 
 
 def _update(where: tuple, changes: dict) -> bool:
