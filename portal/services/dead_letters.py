@@ -176,10 +176,14 @@ def job_alive(dead_letter_id: int) -> bool:
 def retry(row: DeadLetter) -> DeadLetter:
     """Enqueues the row's job again, with its arguments, under the row's stable job id, after
     marking the row `retrying` (one compare-and-set). Raises AlreadyResolved, RetryInProgress
-    (its retry is waiting or running, or another request just asked) or NotRetryable. Commits."""
+    (its retry was asked for less than LOST_AFTER ago, or its job is waiting or running) or
+    NotRetryable. Commits. A `retrying` row whose job Redis lost may be retried again."""
     if row.status == S.RESOLVED:
         raise AlreadyResolved("This job has already been retried successfully.")
-    if row.status == S.RETRYING and job_alive(row.id):
+    just_asked = row.retried_at is not None and row.retried_at > utcnow() - LOST_AFTER
+    if row.status == S.RETRYING and (just_asked or job_alive(row.id)):
+        # A retry asked for a moment ago counts as under way even before its job reaches Redis
+        # (it goes out after the commit); past that, only a job Redis still holds does.
         raise RetryInProgress("This job is being retried already.")
     if not _known_job(row.func):
         raise NotRetryable("This job no longer exists in this version of the gateway.")

@@ -98,6 +98,26 @@ def test_two_retries_at_once_run_the_job_once(app, api, worker):
     assert (row.status, row.retry_count, row.attempts) == ("failed", 1, 4)  # failed again, on its own row
 
 
+def test_a_retry_under_way_is_refused_and_one_redis_lost_may_be_asked_again(app, api, accounts):
+    merchant_id = accounts["merchant"]["id"]
+    with app.app_context():
+        # asked for a moment ago: its job goes out after that request's commit, maybe not yet
+        just_asked = dead_letter_row(merchant_id, 1, status="retrying", retry_count=1, retried_at=utcnow()).id
+        # asked for five minutes ago, and Redis has no job for it: lost
+        lost = dead_letter_row(
+            merchant_id, 2, status="retrying", retry_count=1, retried_at=utcnow() - timedelta(minutes=5)
+        ).id
+    refused = api.post(f"/api/dead-letter/{just_asked}/retry")
+    assert refused.status_code == 409 and refused.json()["error"] == "RETRY_IN_PROGRESS"
+    assert row_of(app, just_asked).retry_count == 1
+    assert Job.exists(retry_job_id(just_asked), connection=app.extensions["redis"]) is False
+
+    again = api.post(f"/api/dead-letter/{lost}/retry")
+    assert again.status_code == 202 and again.json()["data"]["retryCount"] == 2
+    settled(app)
+    assert row_of(app, lost).status == "resolved"  # payment 2 does not exist: nothing to ask, done
+
+
 def test_stats_count_every_queue_and_the_merchants_dead_letters(app, api, accounts, worker):
     with app.app_context():
         merchant_id = accounts["merchant"]["id"]
