@@ -149,6 +149,11 @@ class Config(BaseSettings):
     SWEEP_TIMEOUT_AFTER: float = Field(1800.0, gt=0)
     # Seconds after creation when a payment still `pending` (never pushed) is settled by the sweeper.
     SWEEP_PENDING_AFTER: float = Field(120.0, gt=0)
+    # Retries of a failed job before it becomes a dead letter (0: none; a failure is final at once).
+    JOB_RETRIES: int = Field(5, ge=0)
+    # Seconds before a failed job's first retry; each further retry waits twice as long, every
+    # wait varied by up to a fifth either way (jitter), so jobs that failed together retry apart.
+    JOB_RETRY_BASE: float = Field(2.0, ge=0)
     # Seconds an Idempotency-Key's answer is kept (the documented window: 24 hours).
     IDEMPOTENCY_TTL: int = Field(86400, gt=0)
     # Largest request body in bytes; bigger ones are refused with 413 before they are read.

@@ -1,11 +1,33 @@
-"""RQ job functions: thin. Each loads rows by id, calls a service, and is safe to run twice."""
+"""RQ job functions: thin. Each loads rows by id, calls a service, and is safe to run twice.
 
-from portal.services import mpesa, sweeper
+A job that raises is retried with backoff (queueing.backoff) and, once its retries are
+spent, becomes a dead letter; one that raises queueing.Permanent becomes one at once."""
+
+from portal.providers.daraja import DarajaError
+from portal.queueing import Permanent
+from portal.services import errors, mpesa, sweeper
+
+# What each job does, in a merchant's words (the dead-letter pages and API show it).
+TITLES = {
+    "query_stk_payment": "Ask M-Pesa for the result of an STK push",
+    "sweep": "Sweep for lost work",
+    "sandbox_resolve_stk": "Sandbox: answer an STK prompt",
+    "sandbox_deliver": "Sandbox: deliver a callback",
+}
 
 
 def query_stk_payment(payment_id: int) -> str:
-    """Asks Daraja for an STK payment's result and applies it (source: query)."""
-    return mpesa.query_and_apply(payment_id)
+    """Asks Daraja for an STK payment's result and applies it (source: query). Daraja out of
+    reach, busy or failing (5xx) is retried; Daraja refusing the query, or credentials that
+    are not set up, is permanent."""
+    try:
+        return mpesa.query_and_apply(payment_id)
+    except errors.NotConfigured as exc:
+        raise Permanent(str(exc)) from exc
+    except DarajaError as exc:
+        if exc.retryable or exc.status >= 500:
+            raise
+        raise Permanent(f"M-Pesa refused the query: {exc}") from exc
 
 
 def sweep() -> dict:

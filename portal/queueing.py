@@ -1,8 +1,9 @@
 """Queue infrastructure: the Redis connection, purpose-named RQ queues, enqueue-after-commit,
-and the workers (the `worker.py` process, or a thread in embedded mode and tests).
+retries with backoff and jitter, the dead-letter hook, and the workers (the `worker.py`
+process, or a thread in embedded mode and tests).
 
 Jobs are idempotent and keyed by database ids; Redis may lose everything, the sweeper
-re-derives lost work from the database.
+re-derives lost work from the database, and a job that fails for good is a DeadLetter row.
 """
 
 import logging
@@ -53,24 +54,44 @@ def get_queue(name: str) -> Queue:
     return Queue(name, connection=get_redis())
 
 
-def backoff(attempts: int = 5, base: float = 2.0) -> Retry:
-    """Exponential backoff with jitter: about 2, 4, 8, 16, 32 seconds."""
-    return Retry(max=attempts, interval=[round(base * 2**i * random.uniform(0.8, 1.2), 1) for i in range(attempts)])
+class Permanent(Exception):
+    """A job failure that retrying cannot fix (M-Pesa refused the request, credentials are
+    missing): the job is not retried and becomes a dead letter at once. Raise it `from` the
+    original error; the dead letter names that one."""
+
+
+def backoff(retries: int = 5, base: float = 2.0) -> Retry | None:
+    """RQ's Retry with exponential backoff and jitter: about base, 2·base, 4·base... seconds
+    (2, 4, 8, 16, 32 by default), each varied by up to a fifth either way, drawn anew for
+    every job so that jobs that failed together do not retry together. One interval per
+    retry (the dead-letter hook counts attempts by them); None for no retries."""
+    if retries < 1:
+        return None
+    return Retry(max=retries, interval=[round(base * 2**i * random.uniform(0.8, 1.2), 2) for i in range(retries)])
 
 
 def enqueue(
-    func: str, *args, queue: str = "default", job_id: str | None = None, delay: float | None = None, retry: bool = True
+    func: str,
+    *args,
+    queue: str = "default",
+    job_id: str | None = None,
+    delay: float | None = None,
+    retry: bool = True,
+    meta: dict | None = None,
 ) -> None:
-    """Enqueues `func(*args)` once the current database transaction commits.
+    """Enqueues `func(*args)` once the current database transaction commits, retried with
+    `backoff()` unless `retry` is False.
 
     With a `job_id`, a job still waiting or running under that id absorbs this one.
-    A rollback drops the job along with the rows it would have needed.
+    A rollback drops the job along with the rows it would have needed. `meta` names what
+    the job concerns, for its dead letter: `payment_id` (the merchant is read from the
+    payment) and/or `merchant_id`.
     """
     pending = current_app.extensions.setdefault("_pending", threading.local())
     jobs = getattr(pending, "jobs", None)
     if jobs is None:
         jobs = pending.jobs = []
-    jobs.append((current_app._get_current_object(), func, args, queue, job_id, delay, retry))
+    jobs.append((current_app._get_current_object(), func, args, queue, job_id, delay, retry, meta))
 
 
 def _flush(session) -> None:
@@ -83,9 +104,9 @@ def _flush(session) -> None:
     if not jobs:
         return
     pending.jobs = []
-    for app, func, args, queue, job_id, delay, retry in jobs:
+    for app, func, args, queue, job_id, delay, retry, meta in jobs:
         try:
-            _send(app, func, args, queue, job_id, delay, retry)
+            _send(app, func, args, queue, job_id, delay, retry, meta)
         except Exception:  # the commit stands; the sweeper re-derives the work from the database
             log.exception("could not enqueue %s%r", func, args)
 
@@ -103,13 +124,14 @@ event.listen(Session, "after_commit", _flush)
 event.listen(Session, "after_soft_rollback", _discard)
 
 
-def _send(app, func, args, queue, job_id, delay, retry) -> None:
+def _send(app, func, args, queue, job_id, delay, retry, meta=None) -> None:
     q = Queue(queue, connection=app.extensions["redis"])
     options = {
         "job_id": job_id,
-        "retry": backoff() if retry else None,
+        "retry": backoff(app.config["JOB_RETRIES"], app.config["JOB_RETRY_BASE"]) if retry else None,
         "result_ttl": 0 if job_id else 500,
         "failure_ttl": 7 * 86400,
+        "meta": meta or None,
     }
     for _attempt in range(2):  # a second go when the old job vanished under us
         try:
@@ -138,6 +160,24 @@ def enqueue_periodic(app: Flask, last_run: dict) -> None:
         if now - last_run.get(job_id, 0) >= float(app.config[interval_key]):
             last_run[job_id] = now
             _send(app, func, (), queue, job_id, None, False)
+
+
+def queue_figures(connection: redis.Redis) -> list[dict]:
+    """Jobs per queue: waiting, scheduled (a retry's backoff or a planned delay), running and
+    failed. Counted without RQ's registry clean-up, which would settle abandoned jobs here,
+    outside the worker whose failure hook files their dead letters."""
+    figures = []
+    with connection.pipeline(transaction=False) as pipe:
+        for name in QUEUES:
+            q = Queue(name, connection=connection)
+            pipe.llen(q.key)
+            for registry in (q.scheduled_job_registry, q.started_job_registry, q.failed_job_registry):
+                pipe.zcard(registry.key)
+        counts = pipe.execute()
+    for i, name in enumerate(QUEUES):
+        queued, scheduled, started, failed = counts[4 * i : 4 * i + 4]
+        figures.append({"name": name, "queued": queued, "scheduled": scheduled, "started": started, "failed": failed})
+    return figures
 
 
 class ThreadScheduler(RQScheduler):
@@ -232,13 +272,62 @@ def _process_alive(pid: int) -> bool:
 
 class AppWorker(SimpleWorker):
     """Runs each job inside an app context; jobs run in this process (one app, one pool),
-    and so does the scheduler (a thread, see ThreadScheduler)."""
+    and so does the scheduler (a thread, see ThreadScheduler).
+
+    The dead-letter hook is one of RQ's exception handlers. RQ calls those, like a job's
+    `on_failure` callback, after every failed attempt, retried or not (rq 3.0:
+    `_finalize_failure` runs both before `handle_job_failure` decides to retry), and for a
+    job whose worker died under it (registry clean-up). The hook asks what RQ asks next,
+    `job.should_retry`, so it files a dead letter once per job, when nothing will run it
+    again."""
 
     flask_app: Flask | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.push_exc_handler(self._dead_letter)
 
     def execute_job(self, job, queue):
         with self.flask_app.app_context():
             return super().execute_job(job, queue)
+
+    def handle_job_success(self, job, queue, started_job_registry, execution):
+        # Before RQ lets the job go: while the row is written, the job still counts as running,
+        # so a retry asked for meanwhile is refused rather than run twice.
+        if (job.meta or {}).get("dead_letter_id"):
+            self._never_raise("resolve the dead letter of", job, "resolved", job.meta["dead_letter_id"])
+        return super().handle_job_success(job, queue, started_job_registry, execution)
+
+    def clean_registries(self):
+        with self.flask_app.app_context():  # abandoned jobs reach the hook from here
+            super().clean_registries()
+
+    def _dead_letter(self, job, exc_type, exc, tb):
+        if self._stopped_job_id == job.id or job.id in PERIODIC:
+            return None  # stopped on purpose; periodic jobs run again at their next tick
+        tries = 1 + max(0, len(job.retry_intervals or ()) - (job.retries_left or 0))
+        if isinstance(exc, Permanent):
+            job.retries_left = 0  # read by RQ's handle_job_failure, which runs after the handlers
+        elif job.should_retry:
+            return None
+        self._never_raise("record the dead letter of", job, "record", job, exc_type, exc, tb, tries)
+        return None
+
+    def _never_raise(self, doing: str, job, name: str, *args) -> None:
+        """The hook never breaks the worker: a failure to write is logged, and the job's own
+        failure is handled by RQ all the same."""
+        from portal.services import dead_letters
+
+        try:
+            getattr(dead_letters, name)(*args)
+        except Exception:
+            log.exception("could not %s job %s", doing, job.id)
+            try:
+                from portal.extensions import db
+
+                db.session.rollback()
+            except Exception:  # the connection is gone too; the app context's teardown discards it
+                log.debug("rollback after a failed dead-letter write failed", exc_info=True)
 
     def _start_scheduler(self, burst=False, logging_level="INFO", *args, **kwargs):
         if burst:  # RQ's own: schedule what is due, then let go of the locks

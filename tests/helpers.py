@@ -79,3 +79,55 @@ def worker_env(app, live_server, **settings) -> dict:
         LOG_LEVEL="WARNING",
         **settings,
     )
+
+
+QUERY_PATH = "/sandbox/daraja/mpesa/stkpushquery"  # the simulator's STK query, for its fault switch
+
+
+def ask_about(app, payment_id: int) -> None:
+    """Enqueues the STK query job for a payment, as the callback inbox and the sweeper do."""
+    from portal.services.mpesa.stk import ask_daraja
+
+    with app.app_context():
+        ask_daraja(payment_id)
+        db.session.commit()
+
+
+def failed_stk_query(app, api, phone: str = "254712349999", retries: int = 2) -> tuple[int, int]:
+    """A real STK query that failed for good: the Daraja simulator answers every query with
+    HTTP 500 (its fault switch, left on: the caller switches it off to "fix the cause"), the
+    job is tried 1 + `retries` times at once (no waits) and filed. Phone ...9999 pays but its
+    callback is lost, so only a query settles the payment. Returns (dead letter id, payment id)."""
+    from portal.models import DeadLetter
+
+    app.config.update(
+        JOB_RETRIES=retries, JOB_RETRY_BASE=0.0, SANDBOX_FAULT_API_500=10**6, SANDBOX_FAULT_API_PATHS=QUERY_PATH
+    )
+    checkout_id = initiate(api, phone=phone).json()["data"]["checkout_request_id"]
+    payment_id = payment_by_checkout_id(app, checkout_id).id
+    ask_about(app, payment_id)
+    settled(app)
+    with app.app_context():
+        (row,) = DeadLetter.query.filter_by(payment_id=payment_id).all()
+        return row.id, payment_id
+
+
+def dead_letter_row(merchant_id: int | None, n: int, **columns):
+    """A committed dead letter of an STK query job that could not reach Daraja (a factory:
+    override any column). `n` keeps its job and fingerprint apart from the others'."""
+    from portal.models import DeadLetter
+
+    defaults = {
+        "job_id": f"stk-query-{n}",
+        "func": "portal.jobs.query_stk_payment",
+        "args": [n],
+        "queue": "payments",
+        "fingerprint": f"factory-{n}",
+        "error_type": "DarajaUnavailable",
+        "error": "could not connect to Daraja",
+        "attempts": 6,
+    }
+    row = DeadLetter(merchant_id=merchant_id, **{**defaults, **columns})
+    db.session.add(row)
+    db.session.commit()
+    return row

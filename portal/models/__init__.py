@@ -1,5 +1,6 @@
 """Models: one module per aggregate. Importing this package registers every table."""
 
+from portal.models.dead_letter import DeadLetter, DeadLetterStatus
 from portal.models.isp import InternetPackage, IspClient
 from portal.models.merchant import ApiKey, Merchant, User
 from portal.models.payment import Callback, IdempotencyRecord, Payment, PaymentEvent, PaymentStatus
@@ -23,6 +24,8 @@ from portal.models.sandbox_business import (
 __all__ = [
     "ApiKey",
     "Callback",
+    "DeadLetter",
+    "DeadLetterStatus",
     "IdempotencyRecord",
     "InternetPackage",
     "IspClient",

@@ -134,9 +134,11 @@ def _join_reorder_group(row: SandboxDelivery, switches: dict) -> None:
 
 
 def _schedule(row: SandboxDelivery) -> None:
-    """A job for `row` once the transaction commits, due at its not_before (never before it)."""
+    """A job for `row` once the transaction commits, due at its not_before (never before it).
+    RQ's retries cover a job that crashed (the database or Redis away for a moment); a receiver
+    that refuses or cannot be reached is the provider's business, attempt by attempt, above."""
     wait = (row.not_before - utcnow()).total_seconds()
-    enqueue(JOB, row.id, queue=QUEUE, delay=wait if wait > 0 else None, retry=False)
+    enqueue(JOB, row.id, queue=QUEUE, delay=wait if wait > 0 else None)
 
 
 def run(delivery_id: int) -> str:

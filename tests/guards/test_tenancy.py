@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import ApiKey, InternetPackage, IspClient, Merchant, Payment
+from portal.models import ApiKey, DeadLetter, InternetPackage, IspClient, Merchant, Payment
 from tests.conftest import AuthActions
 
 # Rules whose URL variables name no merchant's object, each with the reason. The test fails if
@@ -34,6 +34,7 @@ AUTH_BY_BLUEPRINT = {
     "keys": "session",
     "settings": "session",
     "isp_pages": "session",
+    "queues": "session",
 }
 
 COLUMNS_THAT_MAY_CHANGE = {("api_keys", "last_used_at")}  # the caller's own key is touched on use
@@ -77,6 +78,29 @@ def _isp(model, merchant_id: int, **fields):
     return row
 
 
+def _dead_letter(merchant_id: int) -> DeadLetter:
+    """One of merchant A's failed jobs, being retried (so its row answers its owner with 200:
+    a row that is not retrying answers 286, polling's stop)."""
+    n = next(_serial)
+    payment = _payment(merchant_id)
+    row = DeadLetter(
+        merchant_id=merchant_id,
+        payment_id=payment.id,
+        job_id=f"stk-query-{payment.id}",
+        func="portal.jobs.query_stk_payment",
+        args=[payment.id],
+        queue="payments",
+        fingerprint=f"tenancy-{n:04d}",
+        error_type="DarajaUnavailable",
+        error="could not connect to Daraja",
+        attempts=6,
+        status="retrying",
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
 # URL variable -> a function that creates merchant A's object and returns the variable's value.
 FILL: dict[str, Callable[[int], object]] = {
     "checkout_request_id": lambda m: _payment(m).checkout_request_id,
@@ -85,6 +109,7 @@ FILL: dict[str, Callable[[int], object]] = {
     "key_id": lambda m: _api_key(m).id,
     "client_id": lambda m: _isp(IspClient, m).id,
     "package_id": lambda m: _isp(InternetPackage, m, price=5000).id,
+    "dead_letter_id": lambda m: _dead_letter(m).id,
 }
 
 

@@ -169,3 +169,78 @@ class GatewayHealthy(envelope.Success):
 
 class GatewayUnhealthy(envelope.Failure):
     data: GatewayHealthData
+
+
+# -- retry queue and dead letters --------------------------------------------------------------
+class DeadLetterQuery(Request):
+    """GET /api/dead-letter: an empty parameter counts as absent."""
+
+    page: fields.WholeNumber("page", 1, 100_000) = 1
+    limit: fields.WholeNumber("limit", 1, MAX_LIMIT) = 20
+    status: _one_of("status", ("failed", "retrying", "resolved")) = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, data: Any) -> Any:
+        return fields.empty_is_absent(data)
+
+
+class QueueFigures(envelope.Answer):
+    name: str
+    queued: int
+    scheduled: int
+    started: int
+    failed: int
+
+
+class DeadLetterCounts(envelope.Answer):
+    unresolved: int
+    retrying: int
+    resolved: int
+    retried: int
+    total: int
+
+
+class RetryQueueFigures(envelope.Answer):
+    queues: list[dict] | None = Field(description="Each shared queue's counts; null while Redis is unreachable")
+    deadLetters: DeadLetterCounts  # noqa: N815
+
+
+class RetryQueueStats(envelope.Success):
+    data: RetryQueueFigures
+
+
+class JobError(envelope.Answer):
+    type: str | None
+    message: str | None
+
+
+class DeadLetterRow(envelope.Answer):
+    id: int
+    name: str
+    description: str
+    arguments: Any
+    queue: str | None
+    jobId: str | None  # noqa: N815
+    paymentId: int | None  # noqa: N815
+    error: JobError
+    attempts: int
+    status: Literal["failed", "retrying", "resolved"]
+    retryCount: int  # noqa: N815
+    createdAt: str | None  # noqa: N815
+    failedAt: str | None  # noqa: N815
+    retriedAt: str | None  # noqa: N815
+    resolvedAt: str | None  # noqa: N815
+
+
+class DeadLetterPage(envelope.Success):
+    data: list[DeadLetterRow]
+    pagination: Pagination
+
+
+class DeadLetterRetried(envelope.Success):
+    data: DeadLetterRow
+
+
+class DeadLetterRefused(envelope.Failure):
+    data: DeadLetterRow | None = None

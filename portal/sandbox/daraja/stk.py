@@ -193,7 +193,6 @@ def _schedule_resolution(req: SandboxStkRequest, delay: float, *, again: bool = 
         queue="sandbox",
         job_id=None if again else f"sandbox-stk-{req.id}",
         delay=delay,
-        retry=False,
     )
 
 
@@ -248,7 +247,6 @@ def resolve(req: SandboxStkRequest, code: int | None = None, *, deliver_now: boo
             req.id,
             queue="sandbox",
             job_id=f"sandbox-stk-{req.id}-answer",
-            retry=False,
         )
     db.session.commit()
     return bool(closed)

@@ -94,7 +94,13 @@ def state_of_unacknowledged(reference: str) -> PaymentState | None:
 
 def ask_daraja(payment_id: int) -> None:
     """Queues an STK query for the payment (one at a time per payment), sent after commit."""
-    enqueue("portal.jobs.query_stk_payment", payment_id, queue="payments", job_id=f"stk-query-{payment_id}")
+    enqueue(
+        "portal.jobs.query_stk_payment",
+        payment_id,
+        queue="payments",
+        job_id=f"stk-query-{payment_id}",
+        meta={"payment_id": payment_id},
+    )
 
 
 def apply_stk_result(payment, result: StkResult, source: str, *, current: str | None = None) -> str:
@@ -230,18 +236,13 @@ def _unknown(payment, source: str, detail: str) -> None:
 
 
 def query_and_apply(payment_id: int) -> str:
-    """Asks Daraja for an STK payment's result and applies it (source: query). Retryable
-    Daraja errors propagate, so the job is retried with backoff."""
+    """Asks Daraja for an STK payment's result and applies it (source: query), if it still
+    has one to ask for. Raises NotConfigured, DarajaError and DarajaUnavailable: the job
+    tells the failures worth a retry from the others."""
     payment = db.session.get(Payment, payment_id)
     if payment is None or payment.status not in QUERYABLE or not payment.checkout_request_id:
         return "nothing to ask"
-    try:
-        _result, outcome = ask_now(payment)
-    except DarajaError as exc:
-        if exc.retryable:
-            raise
-        log.warning("STK query for payment %s refused: %s", payment_id, exc)
-        return f"refused: {exc}"
+    _result, outcome = ask_now(payment)
     return outcome
 
 
