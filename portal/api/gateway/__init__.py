@@ -43,4 +43,4 @@ DIALECT = register(
     )
 )
 
-from portal.api.gateway import health, mpesa, transactions  # noqa: E402, F401  (routes)
+from portal.api.gateway import events, health, mpesa, transactions  # noqa: E402, F401  (routes)
