@@ -87,7 +87,8 @@ class Reader(threading.Thread):
 
 def make_events(app, merchant_ids: list[int], step: int) -> dict[int, list[tuple[int, float]]]:
     """PAYMENTS_PER_STEP payments per merchant, each pending -> processing -> completed, each
-    change committed (and so published) on its own; returns merchant -> [(event id, committed at)]."""
+    change committed (and so published) on its own; returns merchant -> [(event id, time the
+    commit began)]: an event's delay runs from there to its arrival on a stream."""
     made: dict[int, list[tuple[int, float]]] = {m: [] for m in merchant_ids}
     with app.app_context():
         for n in range(PAYMENTS_PER_STEP):
@@ -106,12 +107,14 @@ def make_events(app, merchant_ids: list[int], step: int) -> dict[int, list[tuple
                     api="gateway",
                     meta={},
                 )
+                committing = time.time()
                 db.session.commit()
-                made[merchant_id].append((MADE[-1].event_id, time.time()))
+                made[merchant_id].append((MADE[-1].event_id, committing))
                 for known, to, source in (("pending", "processing", "api"), ("processing", "completed", "callback")):
                     transition(p, to, source, current=known)
+                    committing = time.time()
                     db.session.commit()
-                    made[merchant_id].append((MADE[-1].event_id, time.time()))
+                    made[merchant_id].append((MADE[-1].event_id, committing))
         db.session.remove()
     return made
 

@@ -26,7 +26,7 @@ from portal.services.transitions import Transition, subscribe
 log = logging.getLogger(__name__)
 PAGE = 500  # stored events read per query when a follower resumes
 REPLAY_LIMIT = 5000  # replayed per follower; past it the follower ends and its client resumes from the last
-_PENDING = "payment_events"  # Session.info key: (redis client, events) of the open transaction
+_PENDING = "payment_events"  # Session.info key: (redis client, [(transaction, event)]) of the open transaction
 
 
 def channel(merchant_id: int) -> str:
@@ -63,19 +63,23 @@ def _note(t: Transition) -> None:
     pending = session.info.get(_PENDING)
     if pending is None:
         pending = session.info[_PENDING] = (current_app.extensions["redis"], [])
+    innermost = session.get_nested_transaction() or session.get_transaction()  # a savepoint may roll it back
     pending[1].append(
-        Event(
-            t.event_id,
-            t.payment_id,
-            t.merchant_id,
-            t.reference,
-            t.kind,
-            t.from_status,
-            t.to_status,
-            t.source,
-            t.amount,
-            t.currency,
-            t.at,
+        (
+            innermost,
+            Event(
+                t.event_id,
+                t.payment_id,
+                t.merchant_id,
+                t.reference,
+                t.kind,
+                t.from_status,
+                t.to_status,
+                t.source,
+                t.amount,
+                t.currency,
+                t.at,
+            ),
         )
     )
 
@@ -84,7 +88,9 @@ def _publish(session) -> None:
     pending = session.info.pop(_PENDING, None)
     if pending is None:
         return
-    connection, noted = pending
+    connection, noted = pending[0], [e for _transaction, e in pending[1]]
+    if not noted:  # a savepoint rolled them all back
+        return
     try:
         if len(noted) == 1:
             connection.publish(channel(noted[0].merchant_id), noted[0].dumps())
@@ -97,6 +103,21 @@ def _publish(session) -> None:
         log.warning("could not publish payment events %s", [e.id for e in noted], exc_info=True)
 
 
+def _drop_rolled_back(session, rolled_back) -> None:
+    """A rollback (of a savepoint, or of everything) takes back the events noted within it."""
+    pending = session.info.get(_PENDING)
+    if pending is not None:
+        pending[1][:] = [(t, e) for t, e in pending[1] if not _within(t, rolled_back)]
+
+
+def _within(transaction, outer) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
+
+
 def _forget(session, transaction) -> None:
     if transaction.parent is None:  # the outer transaction ended without a commit publishing its events
         session.info.pop(_PENDING, None)
@@ -104,6 +125,7 @@ def _forget(session, transaction) -> None:
 
 subscribe(_note)
 event.listen(Session, "after_commit", _publish)
+event.listen(Session, "after_soft_rollback", _drop_rolled_back)
 event.listen(Session, "after_transaction_end", _forget)
 
 

@@ -55,6 +55,31 @@ def test_a_transactions_events_are_published_after_its_commit_and_a_rollbacks_ne
     assert db.session.get(Payment, doomed.id).status == "processing"
 
 
+def test_a_rolled_back_savepoint_takes_back_its_events_and_no_others(ctx, app, accounts):
+    merchant_id = accounts["merchant"]["id"]
+    kept, undone = stk_payment(merchant_id, "PAYEVKEPT"), stk_payment(merchant_id, "PAYEVUNDONE")
+    subscription = events.Subscription(app.extensions["redis"], merchant_id)
+    try:
+        assert transition(kept, "timeout", "test")
+        savepoint = db.session.begin_nested()
+        assert transition(undone, "timeout", "test")
+        savepoint.rollback()
+        assert transition(kept, "completed", "test")
+        db.session.commit()
+        marker = stk_payment(merchant_id, "PAYEVMARKER")
+        assert transition(marker, "completed", "test")
+        db.session.commit()
+        got = [subscription.next(5) for _ in range(3)]
+    finally:
+        subscription.close()
+    assert [(e.reference, e.to_status) for e in got] == [
+        ("PAYEVKEPT", "timeout"),
+        ("PAYEVKEPT", "completed"),
+        ("PAYEVMARKER", "completed"),
+    ]
+    assert db.session.get(Payment, undone.id).status == "processing"
+
+
 def test_the_stored_events_replay_the_merchants_own_only(ctx, accounts):
     mine = stk_payment(accounts["merchant"]["id"], "PAYEVMINE")
     theirs = stk_payment(accounts["other_merchant"]["id"], "PAYEVTHEIRS")
