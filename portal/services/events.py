@@ -29,8 +29,11 @@ REPLAY_LIMIT = 5000  # replayed per follower; past it the follower ends and its 
 _PENDING = "payment_events"  # Session.info key: (redis client, [(transaction, event)]) of the open transaction
 
 
-def channel(merchant_id: int) -> str:
-    return f"events:merchant:{merchant_id}"
+def channel(connection: redis.Redis, merchant_id: int) -> str:
+    """The merchant's channel. Redis scopes channels to the server, not to the numbered database
+    as it does keys: the name carries the database, so installations that share a server in
+    different databases (a staging and a production, the tests' two runs) never hear each other."""
+    return f"events:db{connection.connection_pool.connection_kwargs.get('db', 0)}:merchant:{merchant_id}"
 
 
 @dataclass(frozen=True)
@@ -93,11 +96,11 @@ def _publish(session) -> None:
         return
     try:
         if len(noted) == 1:
-            connection.publish(channel(noted[0].merchant_id), noted[0].dumps())
+            connection.publish(channel(connection, noted[0].merchant_id), noted[0].dumps())
         else:  # one round trip for the whole transaction's events
             pipe = connection.pipeline(transaction=False)
             for e in noted:
-                pipe.publish(channel(e.merchant_id), e.dumps())
+                pipe.publish(channel(connection, e.merchant_id), e.dumps())
             pipe.execute()
     except Exception:  # the payment stands; streams that missed these replay them from the database
         log.warning("could not publish payment events %s", [e.id for e in noted], exc_info=True)
@@ -165,7 +168,7 @@ class Subscription:
     def __init__(self, connection: redis.Redis, merchant_id: int, timeout: float = 5.0):
         self._pubsub = connection.pubsub()
         try:
-            self._pubsub.subscribe(channel(merchant_id))
+            self._pubsub.subscribe(channel(connection, merchant_id))
             deadline = time.monotonic() + timeout
             while (message := self._pubsub.get_message(timeout=max(deadline - time.monotonic(), 0))) is None or (
                 message["type"] != "subscribe"

@@ -3,6 +3,7 @@ its stored event's id and the payment's facts; a Redis failure never costs the c
 
 import logging
 import socket
+import uuid
 
 import redis
 
@@ -78,6 +79,28 @@ def test_a_rolled_back_savepoint_takes_back_its_events_and_no_others(ctx, app, a
         ("PAYEVMARKER", "completed"),
     ]
     assert db.session.get(Payment, undone.id).status == "processing"
+
+
+def test_installations_in_other_redis_databases_never_hear_each_other(ctx, app, accounts):
+    merchant_id = accounts["merchant"]["id"]
+    here = app.extensions["redis"]
+    kwargs = here.connection_pool.connection_kwargs
+    elsewhere = redis.Redis(host=kwargs["host"], port=kwargs["port"], db=(kwargs.get("db", 0) + 1) % 16)
+    private = f"test-marker-{uuid.uuid4()}"  # a channel of this test's own: nobody else is disturbed
+    theirs = elsewhere.pubsub()
+    try:
+        theirs.subscribe(events.channel(elsewhere, merchant_id), private)  # the same merchant id, elsewhere
+        confirmed = 0
+        while confirmed < 2:
+            confirmed += theirs.get_message(timeout=5)["type"] == "subscribe"
+        p = stk_payment(merchant_id, "PAYEVHERE")
+        assert transition(p, "completed", "callback")
+        db.session.commit()
+        here.publish(private, "after ours")
+        # one connection's messages come in the order published: ours would have come first
+        assert theirs.get_message(timeout=5)["channel"].decode() == private
+    finally:
+        theirs.close()
 
 
 def test_the_stored_events_replay_the_merchants_own_only(ctx, accounts):
