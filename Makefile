@@ -32,6 +32,7 @@ bench: install
 	$(PY) bench/ledger_paging.py
 	$(PY) bench/callback_ingest.py
 	$(PY) bench/stk_initiation.py
+	$(PY) bench/sse_streams.py
 
 lint: install
 	$(VENV)/bin/ruff check portal tests bench worker.py wsgi.py sandbox_wsgi.py gunicorn.conf.py

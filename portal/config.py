@@ -156,6 +156,18 @@ class Config(BaseSettings):
     JOB_RETRY_BASE: float = Field(2.0, ge=0)
     # Seconds an Idempotency-Key's answer is kept (the documented window: 24 hours).
     IDEMPOTENCY_TTL: int = Field(86400, gt=0)
+    # Live events (GET /api/events): seconds between two heartbeat comments on an open stream, so
+    # proxies keep it open and a client that went away is noticed (the write fails).
+    EVENTS_HEARTBEAT: float = Field(15.0, gt=0)
+    # Seconds a stream lives before it ends with a retry hint: its thread comes back, the client
+    # reconnects with its Last-Event-ID. Each stream's own is up to a tenth shorter, so streams
+    # opened together do not all reconnect together.
+    EVENTS_STREAM_LIFETIME: float = Field(300.0, gt=0)
+    # Open streams per web process; more are answered 503 with Retry-After. Each holds a thread
+    # (40 per Procfile worker): well below that, so streams never starve ordinary requests.
+    EVENTS_MAX_STREAMS: int = Field(16, ge=0)
+    # Seconds a client waits before reconnecting: the streams' `retry:` hint and the 503's Retry-After.
+    EVENTS_RETRY: int = Field(3, ge=1)
     # Largest request body in bytes; bigger ones are refused with 413 before they are read.
     MAX_CONTENT_LENGTH: int = Field(65536, gt=0)
     # werkzeug method for portal passwords (tests use a cheap one).

@@ -36,6 +36,7 @@ TEST_CONFIG = {
     "SWEEP_INTERVAL": 3600.0,  # tests about the sweeper shorten it
     "LOG_LEVEL": "WARNING",
     "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",  # scrypt per seeded user would cost seconds
+    "EVENTS_STREAM_LIFETIME": 1.0,  # a guard that reads an event stream to its end waits a second, not minutes
 }
 
 

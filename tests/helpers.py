@@ -1,6 +1,8 @@
 """Small factories and readers for tests."""
 
+import json
 import os
+import time
 
 from portal.extensions import db
 from portal.models import Callback, Payment, PaymentEvent, SandboxStkRequest
@@ -131,3 +133,51 @@ def dead_letter_row(merchant_id: int | None, n: int, **columns):
     db.session.add(row)
     db.session.commit()
     return row
+
+
+class EventStream:
+    """A Server-Sent Events stream read over real HTTP (requests with stream=True). `frames()`
+    yields each frame as a dict of its fields (`data` parsed as JSON; comment lines under
+    "comments"); a read that waits longer than the request's read timeout fails the test."""
+
+    def __init__(self, response):
+        self.response = response
+        self._lines = response.iter_lines(chunk_size=1024, decode_unicode=True)
+
+    def frames(self):
+        frame: dict = {}
+        for line in self._lines:
+            if line == "":
+                if frame:
+                    yield frame
+                frame = {}
+            elif line.startswith(":"):
+                frame.setdefault("comments", []).append(line[1:].strip())
+            else:
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                frame[name] = json.loads(value) if name == "data" else value
+        if frame:
+            yield frame
+
+    def events_until(self, done, timeout: float = 30.0) -> list[dict]:
+        """The event frames read until done(frame) holds for one (included), within `timeout` s."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        for frame in self.frames():
+            if "event" in frame:
+                seen.append(frame)
+                if done(frame):
+                    return seen
+            if time.monotonic() > deadline:
+                break
+        raise AssertionError(f"the stream ended or ran past {timeout}s before the awaited event; got {seen}")
+
+    def close(self) -> None:
+        self.response.close()
+
+    def __enter__(self) -> "EventStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

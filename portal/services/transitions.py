@@ -3,12 +3,15 @@ PaymentEvent, so concurrent and duplicate results apply exactly once.
 
 Final states do not move, except a success for a timed-out or cancelled payment (the
 customer paid); whoever asks for that must have had the provider confirm it first
-(services/mpesa.py). Later work publishes every transition through `subscribe`.
+(services/mpesa.py). Later work hears of every transition through `subscribe`: each carries
+its PaymentEvent's id and the payment's reference, kind and amount, read by the statements
+that made it (no statement of their own).
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache, lru_cache
 
 from sqlalchemy import bindparam, insert, select, update
@@ -30,30 +33,50 @@ class Transition:
     to_status: str
     source: str
     detail: str | None
+    event_id: int  # the PaymentEvent this transition wrote
+    reference: str
+    kind: str
+    amount: int  # minor units
+    currency: str
+    at: datetime  # the event's created_at (naive UTC)
 
 
 # Built once: the compare-and-set and the event are the hot path of every callback.
 _PAYMENTS, _EVENTS = Payment.__table__, PaymentEvent.__table__
 _STATUS = select(_PAYMENTS.c.status).where(_PAYMENTS.c.id == bindparam("_id"))
-_CAS = update(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("_id"), _PAYMENTS.c.status == bindparam("_known"))
-_EVENT = insert(_EVENTS)
+# What a transition tells its listeners about the payment, returned by the statement that moved it.
+_DESCRIBED = (_PAYMENTS.c.reference, _PAYMENTS.c.kind, _PAYMENTS.c.amount, _PAYMENTS.c.currency)
+_CAS = (
+    update(_PAYMENTS)
+    .where(_PAYMENTS.c.id == bindparam("_id"), _PAYMENTS.c.status == bindparam("_known"))
+    .returning(*_DESCRIBED)
+)
+_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
 _EVENT_COLUMNS = ("payment_id", "from_status", "to_status", "source", "detail", "created_at")
 
 
 @lru_cache(maxsize=64)
 def _move_and_record(names: frozenset[str]):
-    """PostgreSQL: the compare-and-set and its event as one statement (a data-modifying CTE),
-    one round trip instead of two; it returns the event's id when the payment moved, nothing
-    when it did not. Built once per set of columns written."""
+    """PostgreSQL: the compare-and-set and its event as one statement (data-modifying CTEs),
+    one round trip instead of two; it returns the event's id with the payment's reference,
+    kind, amount and currency when the payment moved, nothing when it did not. Built once
+    per set of columns written."""
     moved = (
         update(_PAYMENTS)
         .where(_PAYMENTS.c.id == bindparam("_id"), _PAYMENTS.c.status == bindparam("_known"))
         .values({name: bindparam(f"v_{name}", type_=_PAYMENTS.c[name].type) for name in names})
-        .returning(_PAYMENTS.c.id)
+        .returning(_PAYMENTS.c.id, *_DESCRIBED)
         .cte("moved")
     )
     values = [bindparam(f"e_{name}", type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS[1:]]
-    return insert(_EVENTS).from_select(list(_EVENT_COLUMNS), select(moved.c.id, *values)).returning(_EVENTS.c.id)
+    recorded = (
+        insert(_EVENTS)
+        .from_select(list(_EVENT_COLUMNS), select(moved.c.id, *values))
+        .returning(_EVENTS.c.id, _EVENTS.c.payment_id)
+        .cte("recorded")
+    )
+    described = [moved.c[column.key] for column in _DESCRIBED]
+    return select(recorded.c.id, *described).join_from(recorded, moved, moved.c.id == recorded.c.payment_id)
 
 
 _SUBSCRIBERS: list[Callable[[Transition], None]] = []
@@ -79,10 +102,11 @@ def create_payment(source: str, detail: str, **fields) -> Payment:
         attrs, row = loaded_row(Payment, fields)
         params = {f"p_{key}": value for key, value in row.items()}
         params.update(e_from_status=None, e_to_status=attrs["status"], e_source=source, e_detail=detail)
-        payment = attach_loaded(Payment, connection.execute(_create_with_event(), params).scalar_one(), attrs)
+        payment_id, event_id = connection.execute(_create_with_event(), params).one()
+        payment = attach_loaded(Payment, payment_id, attrs)
     else:  # two statements, in the caller's transaction
         payment = insert_loaded(Payment, **fields)
-        connection.execute(
+        event_id = connection.execute(
             _EVENT,
             {
                 "payment_id": payment.id,
@@ -92,15 +116,31 @@ def create_payment(source: str, detail: str, **fields) -> Payment:
                 "detail": detail,
                 "created_at": payment.created_at,
             },
+        ).scalar_one()
+    p = payment
+    _publish(
+        Transition(
+            p.id,
+            p.merchant_id,
+            None,
+            p.status,
+            source,
+            detail,
+            event_id,
+            p.reference,
+            p.kind,
+            p.amount,
+            p.currency,
+            p.created_at,
         )
-    _publish(Transition(payment.id, payment.merchant_id, None, payment.status, source, detail))
+    )
     return payment
 
 
 @cache
 def _create_with_event():
     """PostgreSQL: a payment and its first event in one statement (a data-modifying CTE),
-    returning the payment's id."""
+    returning the payment's id and the event's."""
     keys = [column.key for column in _PAYMENTS.c if not column.primary_key]
     created = (
         insert(_PAYMENTS)
@@ -110,7 +150,7 @@ def _create_with_event():
     )
     event = [bindparam(f"e_{name}", type_=_EVENTS.c[name].type) for name in _EVENT_COLUMNS[1:5]]
     chosen = select(created.c.id, *event, created.c.created_at)
-    return insert(_EVENTS).from_select(list(_EVENT_COLUMNS), chosen).returning(_EVENTS.c.payment_id)
+    return insert(_EVENTS).from_select(list(_EVENT_COLUMNS), chosen).returning(_EVENTS.c.payment_id, _EVENTS.c.id)
 
 
 def current_status(payment_id: int) -> str:
@@ -141,16 +181,21 @@ def transition(
         if connection.dialect.name == "postgresql":
             params = {f"v_{name}": value for name, value in values.items()}
             params.update({f"e_{name}": value for name, value in event.items()}, _id=payment.id, _known=known)
-            done = len(connection.execute(_move_and_record(frozenset(values)), params).all())
+            moved = connection.execute(_move_and_record(frozenset(values)), params).first()
         else:
-            done = connection.execute(_CAS, dict(values, _id=payment.id, _known=known)).rowcount
-            if done == 1:
-                connection.execute(_EVENT, dict(event, payment_id=payment.id))
-        if done == 1:
+            described = connection.execute(_CAS, dict(values, _id=payment.id, _known=known)).first()
+            if described is not None:
+                event_id = connection.execute(_EVENT, dict(event, payment_id=payment.id)).scalar_one()
+                moved = (event_id, *described)
+            else:
+                moved = None
+        if moved is not None:
             if isinstance(payment, Payment) and payment in db.session:
                 for name, value in values.items():  # what the row now holds, without reading it back
                     set_committed_value(payment, name, value)
-            _publish(Transition(payment.id, payment.merchant_id, known, to, source, detail))
+            _publish(
+                Transition(payment.id, payment.merchant_id, known, to, source, detail, *moved, event["created_at"])
+            )
             return True
         known = None  # somebody moved it first: read again and decide again
     log.warning("payment %s: gave up moving to %s after repeated concurrent changes", payment.id, to)

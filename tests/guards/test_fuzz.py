@@ -159,7 +159,7 @@ CONTENT_TYPES = (
     | HEADER_TEXT
 )
 QUERY = st.dictionaries(
-    st.sampled_from(["limit", "skip", "status", "phone", "grant_type", "v"]) | HEADER_TEXT,
+    st.sampled_from(["limit", "skip", "status", "phone", "grant_type", "v", "lastEventId"]) | HEADER_TEXT,
     TEXT | st.sampled_from(["²", "\x00", "1e309", "-1", "9" * 400, "NaN"]),
     max_size=4,
 )
@@ -281,8 +281,9 @@ def _probe(client, rule, credential, failures):
         segments=st.fixed_dictionaries({name: SEGMENTS for name in rule.arguments}),
         authorization=credentials | st.none() | HEADER_TEXT,
         idempotency_key=st.none() | HEADER_TEXT | st.sampled_from(["", " ", "k" * 300, "\x00", "ÿ"]),
+        last_event_id=st.none() | HEADER_TEXT | st.sampled_from(["0", "-1", "²", "9" * 40, "1e3"]),
     )
-    def probe(method, body, content_type, query, segments, authorization, idempotency_key):
+    def probe(method, body, content_type, query, segments, authorization, idempotency_key, last_event_id):
         path = rule.rule
         for name, value in segments.items():
             path = path.replace(f"<{name}>", _quote(value))
@@ -291,6 +292,8 @@ def _probe(client, rule, credential, failures):
             headers, body = _authorised(authorization, headers, body)
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
         qs = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in query.items())
         answer = client.open(path + ("?" + qs if qs else ""), method=method, data=body, headers=headers)
         if answer.status_code >= 500:

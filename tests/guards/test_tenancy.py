@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import ApiKey, DeadLetter, InternetPackage, IspClient, Merchant, Payment
+from portal.services.transitions import transition
 from tests.conftest import AuthActions
 
 # Rules whose URL variables name no merchant's object, each with the reason. The test fails if
@@ -38,6 +39,15 @@ AUTH_BY_BLUEPRINT = {
 }
 
 COLUMNS_THAT_MAY_CHANGE = {("api_keys", "last_used_at")}  # the caller's own key is touched on use
+
+# Routes with no merchant's object in their URL that list or stream merchant data, by how a
+# merchant reaches them: another merchant's answer must not show the owner's payment. The
+# event stream replays every stored event after 0 and ends at the tests' short lifetime.
+LISTINGS = {
+    "/api/events?lastEventId=0": "api_key",
+    "/api/transactions": "api_key",
+    "/transactions": "api_key",
+}
 
 
 _serial = itertools.count(1)
@@ -240,6 +250,27 @@ def test_objects_named_in_the_body_answer_404_to_another_merchant(app, accounts,
                 assert snapshot() == before, f"{method} {rule.rule} as another merchant changed the database"
             mine = client.open(rule.rule, method=method, json=bodies[rule.endpoint](owner, owner["client_id"]))
             assert mine.status_code == 200, f"{method} {rule.rule} as its owner: {mine.status_code} {mine.get_json()}"
+
+
+def test_listings_show_another_merchant_none_of_the_owners_payments(app, accounts):
+    owner, intruder = accounts["merchant"], accounts["other_merchant"]
+    with app.app_context():
+        payment = _payment(owner["id"])
+        assert transition(payment, "completed", "callback")  # a stored event, for the stream
+        db.session.commit()
+        marks = (payment.reference, payment.checkout_request_id)
+    known = {rule.rule for rule in app.url_map.iter_rules()}
+    client = app.test_client()
+    for path, kind in LISTINGS.items():
+        assert path.partition("?")[0] in known, f"LISTINGS names {path}, which is no longer a route"
+        assert kind == "api_key"  # portal listings are checked by their own page tests
+        shown = {}
+        for who in (owner, intruder):
+            answer = client.get(path, headers={"Authorization": f"Bearer {who['api_key']}"})
+            assert answer.status_code == 200, f"GET {path}: {answer.status_code}"
+            shown[who["id"]] = any(mark in answer.get_data(as_text=True) for mark in marks)
+        assert shown[owner["id"]], f"GET {path} does not show its owner the payment: the check proves nothing"
+        assert not shown[intruder["id"]], f"GET {path} shows another merchant's payment"
 
 
 @pytest.mark.parametrize("name", sorted(FILL))

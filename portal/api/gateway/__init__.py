@@ -55,4 +55,4 @@ DIALECT = register(
     )
 )
 
-from portal.api.gateway import health, mpesa, queues, transactions  # noqa: E402, F401  (routes)
+from portal.api.gateway import events, health, mpesa, queues, transactions  # noqa: E402, F401  (routes)
