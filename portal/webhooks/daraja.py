@@ -73,3 +73,30 @@ def c2b_validation():
 def c2b_confirmation():
     _receive("c2b_confirmation")
     return jsonify(ResultCode=0, ResultDesc="Success")
+
+
+# B2C and Transaction Status results. We hand Daraja the /hooks/daraja/... aliases (see C2B).
+@bp.post("/api/mpesa/callback/b2c/result")
+@bp.post("/hooks/daraja/b2c/result", endpoint="b2c_result_alias")
+def b2c_result():
+    _receive("b2c_result")
+    return jsonify(ResultCode=0, ResultDesc="Accepted")
+
+
+@bp.post("/api/mpesa/callback/b2c/timeout")
+@bp.post("/hooks/daraja/b2c/timeout", endpoint="b2c_timeout_alias")
+def b2c_timeout():
+    _receive("b2c_timeout")
+    return jsonify(ResultCode=0, ResultDesc="Accepted")
+
+
+@bp.post("/hooks/daraja/status/result")
+def status_result():
+    _receive("status_result")
+    return jsonify(ResultCode=0, ResultDesc="Accepted")
+
+
+@bp.post("/hooks/daraja/status/timeout")
+def status_timeout():
+    _receive("b2c_timeout")  # the same as a payout's timeout: ask again
+    return jsonify(ResultCode=0, ResultDesc="Accepted")
