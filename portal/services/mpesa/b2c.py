@@ -157,7 +157,7 @@ def send(payment_id: int) -> str:
             phone=payment.phone,
             amount=payment.amount // 100,
             remarks=payment.description or "Payout",
-            occasion=payment.account_reference,
+            occasion=payment.account_reference or "",
             **_urls(payment, attempt),
         )
     except DarajaError as exc:
@@ -204,7 +204,7 @@ def ask_status(payment: Payment) -> None:
     payment.last_queried_at = utcnow()
     db.session.commit()
     client.transaction_status(
-        originator_conversation_id=originator_id(payment.id, attempt),
+        original_conversation_id=originator_id(payment.id, attempt),
         remarks=f"Payout {payment.reference}",
         **_status_urls(payment, attempt),
     )
