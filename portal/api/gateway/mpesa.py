@@ -1,4 +1,4 @@
-"""The gateway's M-Pesa routes: STK push and its query (C2B and B2C join them)."""
+"""The gateway's M-Pesa routes: STK push and its query, C2B registration and simulation, B2C payouts."""
 
 from flask import g
 
@@ -8,6 +8,7 @@ from portal.api.gateway.transactions import serialise
 from portal.models import Payment
 from portal.providers.daraja import DarajaError, DarajaUnavailable
 from portal.services import errors, mpesa
+from portal.services.mpesa import b2c, c2b
 
 API = "gateway"
 
@@ -67,3 +68,57 @@ def stk_push_query():
         "transaction": serialise(payment),
     }
     return envelope.ok(answer)
+
+
+def _provider_failure(exc: Exception):
+    if isinstance(exc, errors.NotConfigured):
+        return envelope.fail(503, str(exc), "NOT_CONFIGURED")
+    if isinstance(exc, DarajaError):
+        status = 503 if exc.retryable else 502
+        return envelope.fail(status, f"M-Pesa refused the request: {exc.error_code}: {exc.error_message}")
+    return envelope.fail(503, f"M-Pesa is unavailable, please try again shortly: {exc}")
+
+
+@bp.post("/mpesa/c2b/register")
+def c2b_register():
+    form = envelope.parse_body(schemas.C2bRegister)
+    try:
+        registered = c2b.register_urls(g.merchant, form.responseType, form.accounts)
+    except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
+        return _provider_failure(exc)
+    return envelope.ok(registered, "C2B URLs registered")
+
+
+@bp.post("/mpesa/c2b/simulate")
+def c2b_simulate():
+    if not c2b.simulation_allowed():
+        return envelope.fail(403, "C2B simulation exists only on the M-Pesa sandbox", "SANDBOX_ONLY")
+    form = envelope.parse_body(schemas.C2bSimulate)
+    try:
+        originator = c2b.simulate(g.merchant, form.msisdn, form.amount, form.billRefNumber)
+    except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
+        return _provider_failure(exc)
+    data = {"originatorConversationId": originator, "msisdn": form.msisdn, "amount": form.amount}
+    return envelope.ok(data, "C2B payment simulated: M-Pesa now validates and confirms it")
+
+
+@bp.post("/mpesa/b2c")
+def b2c_payout():
+    form = envelope.parse_body(schemas.B2c)
+    return idempotent.answer_once(API, form.model_dump(), lambda key: _pay_out(form, key), _refuse, _bad_key)
+
+
+def _pay_out(form: schemas.B2c, key: str | None) -> tuple[dict, int]:
+    try:
+        payment = b2c.request_payout(
+            g.merchant,
+            phone=form.phoneNumber,
+            amount=form.amount * 100,
+            remarks=form.remarks,
+            occasion=form.occasion,
+            api=API,
+            idempotency_key=key,
+        )
+    except errors.NotConfigured as exc:
+        return {"success": False, "message": str(exc), "error": "NOT_CONFIGURED"}, 503
+    return {"success": True, "message": "Payout queued: it is sent to M-Pesa now", "data": serialise(payment)}, 202

@@ -10,9 +10,12 @@ from portal.api.gateway import bp
 from portal.api.parsing import has_unsafe_characters, whole_number
 from portal.models import Payment, PaymentStatus
 from portal.services import ledger
+from portal.services.mpesa import b2c
 from portal.timeutil import iso_z
 
 TYPES = {"STK_PUSH": "stk_push", "C2B": "c2b", "B2C": "b2c"}
+# A payout's own words for the states it uses (services/mpesa/b2c.py), as filters.
+PAYOUT_STATUSES = {"queued": PaymentStatus.PENDING, "sent": PaymentStatus.PROCESSING}
 TYPE_OF = {kind: name for name, kind in TYPES.items()}
 MAX_LIMIT = 100
 
@@ -21,7 +24,7 @@ def serialise(p: Payment) -> dict:
     return {
         "id": p.id,
         "type": TYPE_OF.get(p.kind, p.kind.upper()),
-        "status": p.status,
+        "status": b2c.name_of(p.status) if p.kind == "b2c" else p.status,
         "amount": p.amount_major,
         "currency": p.currency,
         "phoneNumber": p.phone,
@@ -68,7 +71,11 @@ def transactions():
     page = _whole("page", 1, 1, 100_000, errors)
     limit = _whole("limit", 20, 1, MAX_LIMIT, errors)
     kind = _choice("type", tuple(TYPES), errors)
-    status = _choice("status", PaymentStatus.ALL, errors)
+    status = _choice("status", PaymentStatus.ALL + tuple(PAYOUT_STATUSES), errors)
+    if status in PAYOUT_STATUSES:
+        if kind not in (None, "B2C"):
+            errors.append(envelope.field("status", f"{status} is a payout's status: type must be B2C", status))
+        kind, status = "B2C", PAYOUT_STATUSES[status]
     search = request.args.get("search")
     if search is not None and (len(search) > 100 or has_unsafe_characters(search)):
         errors.append(envelope.field("search", "search must be up to 100 characters, without control characters"))
