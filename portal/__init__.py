@@ -48,13 +48,13 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
 
     import portal.services  # noqa: F401  (every rail registers its inbox interpreters and sweeper steps)
     from portal.api import checkout, gateway
-    from portal.web import auth, dashboard, keys, payments, settings
+    from portal.web import auth, dashboard, keys, payments, payouts, settings
     from portal.webhooks import daraja as daraja_webhooks
 
     for bp in (checkout.bp, gateway.bp, daraja_webhooks.bp):
         csrf.exempt(bp)  # authenticated by API key or callback token, not a session
         app.register_blueprint(bp)
-    for bp in (auth.bp, dashboard.bp, payments.bp, keys.bp, settings.bp):
+    for bp in (auth.bp, dashboard.bp, payments.bp, payouts.bp, keys.bp, settings.bp):
         app.register_blueprint(bp)
 
     web.init_app(app)

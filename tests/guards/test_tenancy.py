@@ -31,6 +31,7 @@ AUTH_BY_BLUEPRINT = {
     "auth": "session",
     "dashboard": "session",
     "payments": "session",
+    "payouts": "session",
     "keys": "session",
     "settings": "session",
 }
