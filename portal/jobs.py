@@ -6,10 +6,13 @@ spent, becomes a dead letter; one that raises queueing.Permanent becomes one at 
 from portal.providers.daraja import DarajaError
 from portal.queueing import Permanent
 from portal.services import errors, mpesa, sweeper
+from portal.services.mpesa import b2c
 
 # What each job does, in a merchant's words (the dead-letter pages and API show it).
 TITLES = {
     "query_stk_payment": "Ask M-Pesa for the result of an STK push",
+    "send_payout": "Send a B2C payout to M-Pesa",
+    "ask_payout_status": "Ask M-Pesa (Transaction Status) about a payout",
     "sweep": "Sweep for lost work",
     "sandbox_resolve_stk": "Sandbox: answer an STK prompt",
     "sandbox_deliver": "Sandbox: deliver a callback",
@@ -28,6 +31,16 @@ def query_stk_payment(payment_id: int) -> str:
         if exc.retryable or exc.status >= 500:
             raise
         raise Permanent(f"M-Pesa refused the query: {exc}") from exc
+
+
+def send_payout(payment_id: int) -> str:
+    """Sends a queued B2C payout's next attempt (asking first where the last is in doubt)."""
+    return b2c.send(payment_id)
+
+
+def ask_payout_status(payment_id: int) -> str:
+    """Asks Transaction Status about a payout's latest attempt."""
+    return b2c.ask_status_job(payment_id)
 
 
 def sweep() -> dict:

@@ -194,3 +194,87 @@ def c2b_validation():
 def c2b_confirmation():
     _receive("c2b_confirmation")
     return jsonify(ResultCode=0, ResultDesc="Success")
+
+
+class ResultEntry(BaseModel):
+    Key: str
+    Value: Any = None
+
+
+class ResultList(BaseModel):
+    ResultParameter: list[ResultEntry] | ResultEntry
+
+
+class DarajaResult(BaseModel):
+    ResultType: int | str | None = None
+    ResultCode: int | str
+    ResultDesc: str | None = None
+    OriginatorConversationID: str | None = None
+    ConversationID: str | None = None
+    TransactionID: str | None = None
+    ResultParameters: ResultList | None = None
+
+
+class DarajaResultRequest(BaseModel):
+    """Daraja's asynchronous result envelope (B2C, Transaction Status)."""
+
+    Result: DarajaResult
+
+
+class PayoutCallbackQuery(BaseModel):
+    """The result URLs we hand Daraja name the payout, the attempt, and carry a token."""
+
+    ref: str | None = Field(None, description="The payout's reference")
+    token: str | None = Field(None, description="Proves the result came through the URL we handed out")
+    attempt: int | None = Field(None, description="Which attempt of the payout this is about")
+
+
+RESULT = openapi.Raw(DarajaResultRequest)
+
+
+# B2C and Transaction Status results. We hand Daraja the /hooks/daraja/... aliases (see C2B).
+@openapi.operation(
+    "Daraja's result of a B2C payout", body=RESULT, query=PayoutCallbackQuery, responses={200: DarajaAck}
+)
+@bp.post("/api/mpesa/callback/b2c/result")
+@bp.post("/hooks/daraja/b2c/result", endpoint="b2c_result_alias")
+def b2c_result():
+    _receive("b2c_result")
+    return jsonify(ResultCode=0, ResultDesc="Accepted")
+
+
+@openapi.operation(
+    "Daraja's queue timeout of a B2C payout (not a failure: we ask)",
+    body=RESULT,
+    query=PayoutCallbackQuery,
+    responses={200: DarajaAck},
+)
+@bp.post("/api/mpesa/callback/b2c/timeout")
+@bp.post("/hooks/daraja/b2c/timeout", endpoint="b2c_timeout_alias")
+def b2c_timeout():
+    _receive("b2c_timeout")
+    return jsonify(ResultCode=0, ResultDesc="Accepted")
+
+
+@openapi.operation(
+    "Transaction Status's answer about a payout's attempt",
+    body=RESULT,
+    query=PayoutCallbackQuery,
+    responses={200: DarajaAck},
+)
+@bp.post("/hooks/daraja/status/result")
+def status_result():
+    _receive("status_result")
+    return jsonify(ResultCode=0, ResultDesc="Accepted")
+
+
+@openapi.operation(
+    "Transaction Status timed out in Daraja's queue (we ask again)",
+    body=RESULT,
+    query=PayoutCallbackQuery,
+    responses={200: DarajaAck},
+)
+@bp.post("/hooks/daraja/status/timeout")
+def status_timeout():
+    _receive("b2c_timeout")  # the same as a payout's timeout: ask again
+    return jsonify(ResultCode=0, ResultDesc="Accepted")

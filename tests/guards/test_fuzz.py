@@ -28,7 +28,7 @@ JSON_BLUEPRINTS = {
     "api_docs": None,  # the OpenAPI document (public; its /ui page is HTML, documented as such)
 }
 # Blueprints that are not JSON (portal pages, the virtual phone, static files): other guards' business.
-NOT_JSON = {"auth", "dashboard", "payments", "keys", "settings", "isp_pages", "queues", "sandbox_phone", ""}
+NOT_JSON = {"auth", "dashboard", "payments", "keys", "settings", "isp_pages", "queues", "payouts", "sandbox_phone", ""}
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 # Routes known to answer 5xx to a body, each checked to still fail (so it leaves the list once

@@ -32,6 +32,7 @@ AUTH_BY_BLUEPRINT = {
     "auth": "session",
     "dashboard": "session",
     "payments": "session",
+    "payouts": "session",
     "keys": "session",
     "settings": "session",
     "isp_pages": "session",

@@ -1,4 +1,4 @@
-"""The gateway's M-Pesa routes: STK push and its query (C2B and B2C join them)."""
+"""The gateway's M-Pesa routes: STK push and its query, C2B registration and simulation, B2C payouts."""
 
 from flask import g
 
@@ -9,6 +9,7 @@ from portal.api.gateway.transactions import serialise
 from portal.models import Payment
 from portal.providers.daraja import DarajaError, DarajaUnavailable
 from portal.services import errors, mpesa
+from portal.services.mpesa import b2c, c2b
 
 API = "gateway"
 
@@ -95,3 +96,90 @@ def stk_push_query():
         "transaction": serialise(payment),
     }
     return envelope.ok(answer)
+
+
+def _provider_failure(exc: Exception):
+    if isinstance(exc, errors.NotConfigured):
+        return envelope.fail(503, str(exc), "NOT_CONFIGURED")
+    if isinstance(exc, DarajaError):
+        status = 503 if exc.retryable else 502
+        return envelope.fail(status, f"M-Pesa refused the request: {exc.error_code}: {exc.error_message}")
+    return envelope.fail(503, f"M-Pesa is unavailable, please try again shortly: {exc}")
+
+
+@openapi.operation(
+    "Register the merchant's C2B validation and confirmation URLs with M-Pesa",
+    body=schemas.C2bRegister,
+    responses={
+        200: schemas.C2bRegisteredAnswer,
+        400: envelope.Failure,
+        502: openapi.Answer(envelope.Failure, "M-Pesa refused the request"),
+        503: openapi.Answer(envelope.Failure, "M-Pesa is unreachable or not set up for this merchant"),
+    },
+)
+@bp.post("/mpesa/c2b/register")
+def c2b_register():
+    form = envelope.parse_body(schemas.C2bRegister)
+    try:
+        registered = c2b.register_urls(g.merchant, form.responseType, form.accounts)
+    except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
+        return _provider_failure(exc)
+    return envelope.ok(registered, "C2B URLs registered")
+
+
+@openapi.operation(
+    "Have a customer pay the merchant's shortcode (sandbox only)",
+    body=schemas.C2bSimulate,
+    responses={
+        200: schemas.C2bSimulatedAnswer,
+        400: envelope.Failure,
+        403: openapi.Answer(envelope.Failure, "Not on the M-Pesa sandbox"),
+        502: openapi.Answer(envelope.Failure, "M-Pesa refused the request"),
+        503: openapi.Answer(envelope.Failure, "M-Pesa is unreachable or not set up for this merchant"),
+    },
+)
+@bp.post("/mpesa/c2b/simulate")
+def c2b_simulate():
+    if not c2b.simulation_allowed():
+        return envelope.fail(403, "C2B simulation exists only on the M-Pesa sandbox", "SANDBOX_ONLY")
+    form = envelope.parse_body(schemas.C2bSimulate)
+    try:
+        originator = c2b.simulate(g.merchant, form.msisdn, form.amount, form.billRefNumber)
+    except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
+        return _provider_failure(exc)
+    data = {"originatorConversationId": originator, "msisdn": form.msisdn, "amount": form.amount}
+    return envelope.ok(data, "C2B payment simulated: M-Pesa now validates and confirms it")
+
+
+@openapi.operation(
+    "Pay a customer's phone (B2C): queued now, sent to M-Pesa by a job",
+    body=schemas.B2c,
+    headers=idempotent.IdempotencyHeaders,
+    responses={
+        202: schemas.PayoutQueued,
+        400: envelope.Failure,
+        409: openapi.Answer(envelope.Failure, "The key's first request is still running"),
+        422: openapi.Answer(envelope.Failure, "The Idempotency-Key was used with another body"),
+        503: openapi.Answer(envelope.Failure, "Payouts are not set up for this merchant"),
+    },
+)
+@bp.post("/mpesa/b2c")
+def b2c_payout():
+    form = envelope.parse_body(schemas.B2c)
+    return idempotent.answer_once(API, form.model_dump(), lambda key: _pay_out(form, key), _refuse, _bad_key)
+
+
+def _pay_out(form: schemas.B2c, key: str | None) -> tuple[dict, int]:
+    try:
+        payment = b2c.request_payout(
+            g.merchant,
+            phone=form.phoneNumber,
+            amount=form.amount * 100,
+            remarks=form.remarks,
+            occasion=form.occasion,
+            api=API,
+            idempotency_key=key,
+        )
+    except errors.NotConfigured as exc:
+        return {"success": False, "message": str(exc), "error": "NOT_CONFIGURED"}, 503
+    return {"success": True, "message": "Payout queued: it is sent to M-Pesa now", "data": serialise(payment)}, 202

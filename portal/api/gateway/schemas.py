@@ -72,6 +72,8 @@ def _search(value: Any) -> Any:
 
 TYPES = {"STK_PUSH": "stk_push", "C2B": "c2b", "B2C": "b2c"}  # the document's names of the ledger's kinds
 MAX_LIMIT = 100
+# A payout's own words for the states it uses (services/mpesa/b2c.py), also taken as filters.
+PAYOUT_STATUSES = {"queued": PaymentStatus.PENDING, "sent": PaymentStatus.PROCESSING}
 
 
 class GatewayTransactionsQuery(Request):
@@ -80,7 +82,7 @@ class GatewayTransactionsQuery(Request):
     page: fields.WholeNumber("page", 1, 100_000) = 1
     limit: fields.WholeNumber("limit", 1, MAX_LIMIT) = 20
     type: _one_of("type", tuple(TYPES)) = None
-    status: _one_of("status", PaymentStatus.ALL) = None
+    status: _one_of("status", PaymentStatus.ALL + tuple(PAYOUT_STATUSES)) = None
     search: Annotated[
         str | None,
         BeforeValidator(_search),
@@ -105,7 +107,9 @@ class GatewayTransactionsQuery(Request):
 class GatewayTransaction(envelope.Answer):
     id: int
     type: str = Field(description="STK_PUSH, C2B or B2C")
-    status: Literal[PaymentStatus.ALL]  # type: ignore[valid-type]
+    status: Literal[PaymentStatus.ALL + tuple(PAYOUT_STATUSES)] = Field(  # type: ignore[valid-type]
+        description="The ledger's status; a payout (B2C) says queued, sent, completed or failed"
+    )
     amount: int | float = Field(description="In whole currency units")
     currency: str
     phoneNumber: str | None  # noqa: N815  (the document's field names)
@@ -244,3 +248,87 @@ class DeadLetterRetried(envelope.Success):
 
 class DeadLetterRefused(envelope.Failure):
     data: DeadLetterRow | None = None
+
+
+# -- C2B and B2C ---------------------------------------------------------------------------------
+B2C_MINIMUM = 10
+
+
+def _accounts(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > 1000:
+        raise ValueError("accounts must be a list of at most 1,000 account numbers")
+    return [_account(item) for item in value]
+
+
+def _account(value: Any) -> str:
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 20 or not value.isprintable():
+        raise ValueError("each account number must be text of 1 to 20 printable characters")
+    return value.strip()
+
+
+class C2bRegister(Request):
+    responseType: Literal["Completed", "Cancelled"] = Field(  # noqa: N815
+        "Completed", description="What M-Pesa does with a payment when our validation cannot be reached"
+    )
+    accounts: Annotated[
+        list[str] | None,
+        BeforeValidator(_accounts),
+        WithJsonSchema({"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 1000}),
+    ] = Field(None, description="Account numbers the merchant accepts (validation refuses others); [] accepts any")
+
+
+class C2bSimulate(Request):
+    msisdn: fields.Phone
+    amount: fields.Shillings(1, MAX_AMOUNT)
+    billRefNumber: Annotated[  # noqa: N815
+        str,
+        BeforeValidator(_account),
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 20, "example": "Invoice001"}),
+    ] = Field(description="The account number the customer types (M-Pesa needs one for a paybill)")
+
+
+class B2c(Request):
+    phoneNumber: fields.Phone  # noqa: N815
+    amount: fields.Shillings(B2C_MINIMUM, MAX_AMOUNT)
+    remarks: Annotated[
+        str,
+        BeforeValidator(lambda v: _remarks(v)),
+        WithJsonSchema({"type": "string", "minLength": 2, "maxLength": 100}),
+    ]
+    occasion: _text("occasion", 100) = None
+
+
+def _remarks(value: Any) -> str:
+    text = fields.text(value, name="remarks", longest=100)
+    if text is None or len(text) < 2:
+        raise ValueError("remarks must be text of 2 to 100 characters")
+    return text
+
+
+class C2bRegistered(envelope.Answer):
+    shortCode: str | None  # noqa: N815
+    responseType: Literal["Completed", "Cancelled"]  # noqa: N815
+    validationUrl: str  # noqa: N815
+    confirmationUrl: str  # noqa: N815
+    accounts: list[str]
+    originatorConversationId: str  # noqa: N815
+
+
+class C2bRegisteredAnswer(envelope.Success):
+    data: C2bRegistered
+
+
+class C2bSimulated(envelope.Answer):
+    originatorConversationId: str  # noqa: N815
+    msisdn: str
+    amount: int
+
+
+class C2bSimulatedAnswer(envelope.Success):
+    data: C2bSimulated
+
+
+class PayoutQueued(envelope.Success):
+    data: GatewayTransaction

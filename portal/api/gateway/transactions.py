@@ -10,9 +10,11 @@ from portal.api import envelope
 from portal.api.gateway import bp, schemas
 from portal.models import Payment
 from portal.services import ledger
+from portal.services.mpesa import b2c
 from portal.timeutil import iso_z
 
 TYPES = schemas.TYPES
+PAYOUT_STATUSES = schemas.PAYOUT_STATUSES
 TYPE_OF = {kind: name for name, kind in TYPES.items()}
 
 
@@ -20,7 +22,7 @@ def serialise(p: Payment) -> dict:
     return {
         "id": p.id,
         "type": TYPE_OF.get(p.kind, p.kind.upper()),
-        "status": p.status,
+        "status": b2c.name_of(p.status) if p.kind == "b2c" else p.status,
         "amount": p.amount_major,
         "currency": p.currency,
         "phoneNumber": p.phone,
@@ -49,9 +51,16 @@ def serialise(p: Payment) -> dict:
 def transactions():
     form = envelope.validate(schemas.GatewayTransactionsQuery, request.args.to_dict())
     page, limit = form.page, form.limit
+    kind, status = form.type, form.status
+    if status in PAYOUT_STATUSES:
+        if kind not in (None, "B2C"):
+            raise envelope.Invalid(
+                [envelope.field("status", f"{status} is a payout's status: type must be B2C", status)]
+            )
+        kind, status = "B2C", PAYOUT_STATUSES[status]
     query = ledger.filtered(
         g.merchant.id,
-        ledger.LedgerFilter(status=form.status, rail="mpesa", kind=TYPES.get(form.type), q=form.search or None),
+        ledger.LedgerFilter(status=status, rail="mpesa", kind=TYPES.get(kind), q=form.search or None),
     )
     total = query.count()
     rows = query.order_by(Payment.created_at.desc(), Payment.id.desc()).offset((page - 1) * limit).limit(limit).all()

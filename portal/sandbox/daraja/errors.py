@@ -1,6 +1,5 @@
 """The Daraja simulator's refusals: raised anywhere in it, answered in Daraja's error envelope."""
 
-import random
 import secrets
 
 
@@ -19,4 +18,4 @@ def invalid(field: str) -> SimError:
 
 def request_id_like_daraja() -> str:
     h = secrets.token_hex
-    return f"{h(2)}-{h(2)}-{h(2)}-{h(6)}{random.randint(1000, 9999999)}"
+    return f"{h(2)}-{h(2)}-{h(2)}-{h(6)}{1000 + secrets.randbelow(9_999_000)}"

@@ -1,12 +1,12 @@
 """Identifiers shaped like Daraja's (reference §3.2, §3.3, §7.2): M-Pesa receipts, conversation
 ids, and the names the simulated customers are registered under."""
 
-import random
 import secrets
 import string
 
 from portal.timeutil import as_nairobi, utcnow
 
+ALPHABET = string.ascii_uppercase + string.digits
 FIRST_NAMES = ("JANE", "JOHN", "MARY", "PETER", "GRACE", "DAVID", "FAITH", "JAMES", "MERCY", "BRIAN")
 LAST_NAMES = ("WANJIKU", "OTIENO", "KAMAU", "CHEBET", "MUTUA", "ACHIENG", "KIPROP", "NJERI", "OMONDI", "WAFULA")
 
@@ -21,7 +21,9 @@ def _date_letters() -> str:
 
 def receipt() -> str:
     """An M-Pesa receipt (TransID, TransactionID): 10 upper-case letters and digits."""
-    return _date_letters() + "".join(random.choices(string.ascii_uppercase + string.digits, k=7))
+    # secrets, not random: receipts are unique keys, and a reseeded `random` (hypothesis does
+    # that) would hand the same one out twice
+    return _date_letters() + "".join(secrets.choice(ALPHABET) for _ in range(7))
 
 
 def placeholder_receipt() -> str:
@@ -36,7 +38,8 @@ def conversation_id() -> str:
 
 def legacy_originator_id() -> str:
     """The OriginatorConversationID Daraja makes when the caller sends none, e.g. 29112-34801843-1."""
-    return f"{random.randint(1000, 99999)}-{random.randint(1_000_000, 99_999_999)}-{random.randint(1, 3)}"
+    n = secrets.randbelow
+    return f"{1000 + n(99_000)}-{1_000_000 + n(99_000_000)}-{1 + n(3)}"
 
 
 def customer_name(msisdn: str) -> tuple[str, str]:

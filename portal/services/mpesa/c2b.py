@@ -19,8 +19,9 @@ from portal.extensions import db
 from portal.models import Merchant, Payment, PaymentStatus
 from portal.services import inbox
 from portal.services.links import callback_token, external_url
+from portal.services.mpesa.client import daraja_base_url, daraja_for
 from portal.services.transitions import create_payment
-from portal.timeutil import utcnow
+from portal.timeutil import iso_z, utcnow
 
 S = PaymentStatus
 TRANS_ID = re.compile(r"[A-Z0-9]{6,20}")
@@ -215,3 +216,46 @@ def confirm(item: inbox.Item) -> inbox.Verdict:
         existing = Payment.get_for_merchant(merchant.id, reference=reference)
         return inbox.Verdict("duplicate", "already recorded", payment_id=existing.id if existing else None, **found)
     return inbox.Verdict("applied", "recorded", payment_id=payment.id, status=S.COMPLETED, **found)
+
+
+RESPONSE_TYPES = ("Completed", "Cancelled")
+
+
+def register_urls(merchant: Merchant, response_type: str, accounts: list[str] | None = None) -> dict:
+    """Registers the merchant's validation and confirmation URLs with Daraja for its shortcode
+    and keeps its rules (`accounts`: the account numbers it accepts; None keeps the list it
+    has, [] accepts any). Returns what was registered, the URLs without their token. Raises
+    NotConfigured, DarajaError, DarajaUnavailable."""
+    client = daraja_for(merchant)
+    validation_url, confirmation_url = c2b_urls(merchant)
+    ack = client.register_c2b_urls(confirmation_url, validation_url, response_type)
+    kept = rules(merchant)
+    settings = dict(merchant.settings or {})
+    settings["c2b"] = {
+        **kept,
+        "response_type": response_type,
+        "accounts": kept.get("accounts", []) if accounts is None else accounts,
+        "registered_at": iso_z(utcnow()),
+    }
+    merchant.settings = settings
+    db.session.commit()
+    return {
+        "shortCode": merchant.daraja_shortcode,
+        "responseType": response_type,
+        "validationUrl": validation_url.split("?", 1)[0],
+        "confirmationUrl": confirmation_url.split("?", 1)[0],
+        "accounts": settings["c2b"]["accounts"],
+        "originatorConversationId": ack.originator_conversation_id,
+    }
+
+
+def simulation_allowed() -> bool:
+    """C2B simulation exists on Daraja's sandbox and our simulator, never in production."""
+    return "api.safaricom.co.ke" not in daraja_base_url()
+
+
+def simulate(merchant: Merchant, phone: str, amount: int, bill_ref: str | None) -> str:
+    """Asks the sandbox to have `phone` pay `amount` whole shillings to the merchant's
+    shortcode; validation and confirmation follow over HTTP. Returns Daraja's id for it."""
+    client = daraja_for(merchant)
+    return client.simulate_c2b(phone, amount, bill_ref).originator_conversation_id

@@ -8,6 +8,8 @@ from sqlalchemy import or_, select, update
 
 from portal.extensions import db
 from portal.models import Payment, PaymentStatus
+from portal.queueing import enqueue
+from portal.services.mpesa import b2c
 from portal.services.mpesa.stk import ask_daraja
 from portal.services.sweeper import BATCH, each_row, step
 from portal.services.transitions import transition
@@ -44,14 +46,18 @@ def stuck_pending(now: datetime) -> int:
         f"no acknowledgement from M-Pesa {int(after.total_seconds())} s after the push began; "
         "the outcome is unknown until M-Pesa reports it"
     )
-    return _time_out(now, S.PENDING, after, detail, Payment.rail == "mpesa")
+    return _time_out(now, S.PENDING, after, detail, Payment.rail == "mpesa", Payment.kind == "stk_push")
 
 
 @step("timed_out")
 def give_up(now: datetime) -> int:
     after = _seconds("SWEEP_TIMEOUT_AFTER")
     return _time_out(
-        now, S.PROCESSING, after, f"no result from M-Pesa after {int(after.total_seconds() // 60)} minutes"
+        now,
+        S.PROCESSING,
+        after,
+        f"no result from M-Pesa after {int(after.total_seconds() // 60)} minutes",
+        Payment.kind != "b2c",  # a payout is never given up on: Transaction Status settles it
     )
 
 
@@ -84,3 +90,40 @@ def ask_about_silent(now: datetime) -> int:
         ask_daraja(payment.id)
 
     return each_row(rows, ask, record_failure)
+
+
+def _payouts(now: datetime, status: str):
+    return db.session.scalars(
+        select(Payment)
+        .where(
+            Payment.status == status,
+            Payment.kind == "b2c",
+            Payment.created_at < now - _seconds("SWEEP_QUERY_AFTER"),
+            or_(Payment.last_queried_at.is_(None), Payment.last_queried_at < now - _seconds("SWEEP_QUERY_EVERY")),
+        )
+        .order_by(Payment.created_at)
+        .limit(BATCH)
+    ).all()
+
+
+@step("payouts_unsent")
+def resend_queued(now: datetime) -> int:
+    """Payouts still queued: their send job was lost (Redis) or is failing. Sending again is
+    safe: the send job asks Transaction Status first about an attempt in doubt."""
+
+    def again(payment: Payment) -> None:
+        payment.last_queried_at = now
+        enqueue(b2c.SEND_JOB, payment.id, queue="payouts", job_id=f"payout-send-{payment.id}")
+
+    return each_row(_payouts(now, S.PENDING), again, record_failure)
+
+
+@step("payouts_silent")
+def ask_about_sent(now: datetime) -> int:
+    """Payouts M-Pesa took and never reported on (a lost result, a queue timeout)."""
+
+    def ask(payment: Payment) -> None:
+        payment.last_queried_at = now
+        enqueue(b2c.STATUS_JOB, payment.id, queue="payouts", job_id=f"payout-status-{payment.id}")
+
+    return each_row(_payouts(now, S.PROCESSING), ask, record_failure)

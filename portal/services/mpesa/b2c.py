@@ -1,0 +1,411 @@
+"""B2C payouts: the merchant pays a customer's phone.
+
+A payout is a ledger row of kind b2c with its own words for the states it uses: queued
+(pending), sent (processing: Daraja took the request), completed, failed. A timeout from
+Daraja's queue is not a failure: the payout is asked about by Transaction Status and
+settled by the answer.
+
+Guarantees (never paid twice):
+- each attempt has its own OriginatorConversationID, `b2c-<payout id>-<attempt>`, claimed by
+  a compare-and-set on `payments.attempts` before Daraja is called;
+- an attempt is presumed to have gone through until proven otherwise: Daraja refused it
+  synchronously, or could not be reached at all, or Transaction Status says it has no such
+  transaction. Only then may the next attempt be sent; a retry whose earlier attempt is in
+  doubt first asks Transaction Status;
+- a result is applied only to the payout its OriginatorConversationID and its URL's token
+  both name; a failure of an earlier attempt never fails the payout.
+"""
+
+import json
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import update
+
+from portal.extensions import db
+from portal.models import Merchant, Payment, PaymentStatus
+from portal.providers.daraja import DarajaError, DarajaUnavailable
+from portal.queueing import enqueue
+from portal.services import inbox
+from portal.services.links import callback_token, external_url
+from portal.services.mpesa.client import daraja_initiator_for
+from portal.services.transitions import create_payment, current_status, transition
+from portal.timeutil import utcnow
+
+S = PaymentStatus
+log = logging.getLogger(__name__)
+MINIMUM, MAXIMUM = 10, 250_000  # whole shillings per payout (Daraja)
+NAMES = {S.PENDING: "queued", S.PROCESSING: "sent", S.COMPLETED: "completed", S.FAILED: "failed"}
+ORIGINATOR = re.compile(r"b2c-([0-9]{1,18})-([0-9]{1,6})")
+DUPLICATE_ORIGINATOR = "500.002.1001"
+SEND_JOB, STATUS_JOB = "portal.jobs.send_payout", "portal.jobs.ask_payout_status"
+
+
+def name_of(status: str) -> str:
+    """The payout's state as merchants read it."""
+    return NAMES.get(status, status)
+
+
+def originator_id(payment_id: int, attempt: int) -> str:
+    return f"b2c-{payment_id}-{attempt}"
+
+
+def new_reference() -> str:
+    return "B2C" + secrets.token_hex(8).upper()
+
+
+def request_payout(
+    merchant: Merchant,
+    *,
+    phone: str,
+    amount: int,
+    remarks: str,
+    occasion: str | None,
+    api: str,
+    source: str = "api",
+    idempotency_key: str | None = None,
+) -> Payment:
+    """Records a queued payout and sends it from a job. `amount` is in minor units, whole
+    shillings from 10. Raises NotConfigured when the merchant cannot pay out."""
+    daraja_initiator_for(merchant)  # NotConfigured before anything is recorded
+    if amount % 100 or not MINIMUM <= amount // 100 <= MAXIMUM:
+        raise ValueError(f"B2C payouts are whole shillings from {MINIMUM} to {MAXIMUM:,}")
+    payment = create_payment(
+        source,
+        f"payout requested through the {api}",
+        merchant_id=merchant.id,
+        reference=new_reference(),
+        rail="mpesa",
+        kind="b2c",
+        status=S.PENDING,
+        amount=amount,
+        currency="KES",
+        phone=phone,
+        description=remarks,
+        account_reference=(occasion or None),
+        api=api,
+        idempotency_key=idempotency_key,
+        attempts=0,
+        meta={"cleared": 0},
+    )
+    _send_later(payment.id)
+    db.session.commit()
+    return payment
+
+
+def _send_later(payment_id: int) -> None:
+    enqueue(SEND_JOB, payment_id, queue="payouts", job_id=f"payout-send-{payment_id}")
+
+
+def _urls(payment: Payment, attempt: int) -> dict:
+    token = callback_token(payment.reference)
+    args = {"ref": payment.reference, "token": token, "attempt": attempt}
+    return {
+        "result_url": external_url("daraja_webhooks.b2c_result_alias", **args),
+        "timeout_url": external_url("daraja_webhooks.b2c_timeout_alias", **args),
+    }
+
+
+def _status_urls(payment: Payment, attempt: int) -> dict:
+    token = callback_token(payment.reference)
+    args = {"ref": payment.reference, "token": token, "attempt": attempt}
+    return {
+        "result_url": external_url("daraja_webhooks.status_result", **args),
+        "timeout_url": external_url("daraja_webhooks.status_timeout", **args),
+    }
+
+
+def _cleared(payment: Payment) -> int:
+    """The last attempt known not to have gone through (0: none was ever sent)."""
+    value = (payment.meta or {}).get("cleared", 0)
+    return value if isinstance(value, int) else 0
+
+
+def _clear(payment: Payment, attempt: int, why: str) -> None:
+    payment.meta = {**(payment.meta or {}), "cleared": max(attempt, _cleared(payment)), "last_cleared_why": why}
+
+
+def send(payment_id: int) -> str:
+    """The send job: sends the next attempt of a queued payout, or first asks Transaction
+    Status about the last attempt if it may have gone through. Transient failures raise, so
+    the job is retried with backoff (and the retry asks first where it must)."""
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or payment.kind != "b2c" or payment.status != S.PENDING:
+        return "nothing to send"
+    if payment.attempts > _cleared(payment):
+        ask_status(payment)
+        return f"asking M-Pesa whether attempt {payment.attempts} went through before sending another"
+    attempt = payment.attempts + 1
+    client = daraja_initiator_for(db.session.get(Merchant, payment.merchant_id))
+    originator = originator_id(payment.id, attempt)
+    claimed = db.session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.status == S.PENDING, Payment.attempts == attempt - 1)
+        .values(attempts=attempt, provider_reference=originator, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()  # the attempt is on record before Daraja hears of it
+    if not claimed:
+        return "another worker is sending this payout"
+    db.session.refresh(payment)
+    try:
+        ack = client.b2c_payment(
+            originator_conversation_id=originator,
+            phone=payment.phone,
+            amount=payment.amount // 100,
+            remarks=payment.description or "Payout",
+            occasion=payment.account_reference or "",
+            **_urls(payment, attempt),
+        )
+    except DarajaError as exc:
+        if exc.error_code == DUPLICATE_ORIGINATOR:  # Daraja has this attempt already: ask about it
+            raise
+        if exc.retryable:  # spike arrest, quota: not processed
+            _clear(payment, attempt, f"Daraja did not process it: {exc.error_code}")
+            db.session.commit()
+            raise
+        _clear(payment, attempt, f"Daraja refused it: {exc.error_code}")
+        transition(
+            payment,
+            S.FAILED,
+            "api",
+            f"Daraja refused the payout: {exc.error_code} {exc.error_message}",
+            current=S.PENDING,
+            result_code=exc.error_code[:16],
+            result_desc=exc.error_message,
+        )
+        db.session.commit()
+        return f"refused: {exc}"
+    except DarajaUnavailable as exc:
+        if not exc.maybe_sent:
+            _clear(payment, attempt, f"Daraja unreachable: {exc}")
+            db.session.commit()
+        raise  # retried; where it may have been sent, the retry asks first
+    transition(
+        payment,
+        S.PROCESSING,
+        "api",
+        f"attempt {attempt} taken by M-Pesa ({originator})",
+        current=S.PENDING,
+        conversation_id=(ack.conversation_id or None),
+    )
+    db.session.commit()
+    return f"sent attempt {attempt}"
+
+
+def ask_status(payment: Payment) -> None:
+    """Asks Transaction Status about the payout's latest attempt; the answer arrives as a
+    result callback (`interpret_status`)."""
+    attempt = payment.attempts
+    client = daraja_initiator_for(db.session.get(Merchant, payment.merchant_id))
+    payment.last_queried_at = utcnow()
+    db.session.commit()
+    client.transaction_status(
+        original_conversation_id=originator_id(payment.id, attempt),
+        remarks=f"Payout {payment.reference}",
+        **_status_urls(payment, attempt),
+    )
+
+
+def ask_status_job(payment_id: int) -> str:
+    payment = db.session.get(Payment, payment_id)
+    if payment is None or payment.kind != "b2c" or payment.status in S.FINAL or not payment.attempts:
+        return "nothing to ask"
+    ask_status(payment)
+    return f"asked about attempt {payment.attempts}"
+
+
+# -- results -------------------------------------------------------------------------
+
+
+class Malformed(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Result:
+    code: str
+    desc: str
+    originator: str | None
+    conversation_id: str | None
+    transaction_id: str | None
+    parameters: dict
+
+
+def parse_result(raw: bytes) -> Result:
+    """Daraja's `{"Result": {...}}` envelope (B2C and Transaction Status results)."""
+    try:
+        data = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise Malformed("JSON nested too deeply") from None
+    except ValueError:
+        raise Malformed("not JSON") from None
+    result = data.get("Result") if isinstance(data, dict) else None
+    if not isinstance(result, dict) or "ResultCode" not in result:
+        raise Malformed("not a Daraja result (Result with ResultCode)")
+    code = result["ResultCode"]
+    if isinstance(code, bool) or not isinstance(code, (int, str)) or not _short(code):
+        raise Malformed("ResultCode is not a code")
+    params = {}
+    entries = (result.get("ResultParameters") or {}) if isinstance(result.get("ResultParameters"), dict) else {}
+    listed = entries.get("ResultParameter")
+    for entry in listed if isinstance(listed, list) else [listed] if isinstance(listed, dict) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("Key"), str):
+            params[entry["Key"]] = entry.get("Value")
+    return Result(
+        code=_short(code),
+        desc=inbox.clean(str(result.get("ResultDesc") or ""), 1000),
+        originator=_short(result.get("OriginatorConversationID"), 64),
+        conversation_id=_short(result.get("ConversationID"), 64),
+        transaction_id=_short(result.get("TransactionID"), 32),
+        parameters=params,
+    )
+
+
+def _refuse_constant(name: str):
+    raise ValueError(name)
+
+
+def _short(value, limit: int = 16) -> str | None:
+    if value is None or isinstance(value, (bool, dict, list)):
+        return None
+    text = str(value).strip()
+    return text if text and len(text) <= limit and text.isascii() and text.isprintable() else None
+
+
+def _payout(item: inbox.Item) -> tuple[Payment | None, int | None, str | None]:
+    """The payout and attempt the URL names, or why not."""
+    ref, attempt = item.args.get("ref"), item.args.get("attempt")
+    if not item.token_valid:
+        return None, None, "no valid callback token"
+    payment = Payment.query.filter_by(reference=ref, kind="b2c").first()
+    if payment is None:
+        return None, None, "no payout has this reference"
+    if not (isinstance(attempt, str) and attempt.isdigit() and 1 <= int(attempt) <= payment.attempts):
+        return payment, None, "no such attempt of this payout"
+    allowed = [ip.strip() for ip in current_app.config["DARAJA_CALLBACK_IPS"].split(",") if ip.strip()]
+    if allowed and item.source_ip not in allowed:
+        return payment, None, f"source address {item.source_ip} is not on the Daraja allowlist"
+    return payment, int(attempt), None
+
+
+def _found(payment: Payment | None, result: Result | None = None) -> dict:
+    found = {"provider_id": result.originator if result else None}
+    if payment is not None:
+        found.update(payment_id=payment.id, merchant_id=payment.merchant_id)
+    return found
+
+
+@inbox.interpreter("daraja", "b2c_result")
+def interpret_result(item: inbox.Item) -> inbox.Verdict:
+    try:
+        result = parse_result(item.raw)
+    except Malformed as exc:
+        return inbox.Verdict("invalid", str(exc))
+    payment, attempt, problem = _payout(item)
+    found = _found(payment, result)
+    if problem is None and result.originator != originator_id(payment.id, attempt):
+        problem = "its OriginatorConversationID is not the one of the attempt its URL names"
+    if problem:
+        if payment is not None and payment.attempts and payment.status not in S.FINAL:
+            enqueue(STATUS_JOB, payment.id, queue="payouts", job_id=f"payout-status-{payment.id}")
+        return inbox.Verdict("rejected", f"{problem}; not applied, asking M-Pesa (Transaction Status)", **found)
+    return _settle(payment, attempt, result, "callback", found)
+
+
+def _settle(payment: Payment, attempt: int, result: Result, source: str, found: dict) -> inbox.Verdict:
+    current = current_status(payment.id)
+    if result.code == "0":
+        receipt = result.transaction_id or _short(result.parameters.get("TransactionReceipt"), 32)
+        if current == S.COMPLETED:
+            if receipt and payment.receipt and receipt != payment.receipt:  # two attempts paid: must never happen
+                log.error(
+                    "payout %s: attempt %s also paid (%s, already %s)", payment.id, attempt, receipt, payment.receipt
+                )
+                return inbox.Verdict(
+                    "rejected", f"a second payment {receipt}: already paid as {payment.receipt}", **found
+                )
+            return inbox.Verdict("duplicate", "already completed", status=current, **found)
+        if current == S.PENDING:  # the result beat the acknowledgement (or the acknowledgement was lost)
+            transition(payment, S.PROCESSING, source, f"attempt {attempt} reached M-Pesa", current=S.PENDING)
+            current = S.PROCESSING
+        moved = transition(
+            payment,
+            S.COMPLETED,
+            source,
+            f"attempt {attempt}: ResultCode 0: {result.desc}",
+            current=current,
+            receipt=receipt,
+            result_code="0",
+            result_desc=result.desc,
+            conversation_id=result.conversation_id or payment.conversation_id,
+        )
+        return inbox.Verdict("applied" if moved else "rejected", f"payout is {current_status(payment.id)}", **found)
+    if attempt != payment.attempts:
+        return inbox.Verdict("rejected", f"a failure of attempt {attempt}, not the latest: ignored", **found)
+    if current == S.FAILED:
+        return inbox.Verdict("duplicate", "already failed", status=current, **found)
+    moved = transition(
+        payment,
+        S.FAILED,
+        source,
+        f"attempt {attempt}: ResultCode {result.code}: {result.desc}",
+        result_code=result.code,
+        result_desc=result.desc,
+    )
+    return inbox.Verdict("applied" if moved else "rejected", f"payout is {current_status(payment.id)}", **found)
+
+
+@inbox.interpreter("daraja", "b2c_timeout")
+def interpret_timeout(item: inbox.Item) -> inbox.Verdict:
+    """Whatever Daraja posts to the QueueTimeOutURL (undocumented): not a failure; ask."""
+    payment, attempt, problem = _payout(item)
+    if payment is None:
+        return inbox.Verdict("rejected", problem or "no payout", **_found(None))
+    if payment.status not in S.FINAL:
+        enqueue(STATUS_JOB, payment.id, queue="payouts", job_id=f"payout-status-{payment.id}")
+    what = "noted, asking M-Pesa (Transaction Status)" if not problem else f"{problem}; asking M-Pesa"
+    return inbox.Verdict(
+        "applied" if not problem else "rejected", f"timeout of attempt {attempt}: {what}", **_found(payment)
+    )
+
+
+@inbox.interpreter("daraja", "status_result")
+def interpret_status(item: inbox.Item) -> inbox.Verdict:
+    """Transaction Status's answer about one attempt of a payout."""
+    try:
+        result = parse_result(item.raw)
+    except Malformed as exc:
+        return inbox.Verdict("invalid", str(exc))
+    payment, attempt, problem = _payout(item)
+    found = _found(payment, result)
+    if problem:
+        return inbox.Verdict("rejected", problem, **found)
+    status = str(result.parameters.get("TransactionStatus") or "").strip().lower()
+    if result.code == "0" and status == "completed":
+        paid = Result(
+            "0",
+            result.desc,
+            originator_id(payment.id, attempt),
+            result.conversation_id,
+            _short(result.parameters.get("ReceiptNo"), 32) or result.transaction_id,
+            result.parameters,
+        )
+        return _settle(payment, attempt, paid, "query", found)
+    if result.code == "0" and status:  # M-Pesa knows it and says it did not complete
+        failed = Result(status[:16], f"Transaction Status: {status}", None, None, None, {})
+        return _settle(payment, attempt, failed, "query", found)
+    # M-Pesa has no such transaction: this attempt never went through.
+    if payment.status == S.PENDING and attempt == payment.attempts:
+        _clear(payment, attempt, f"Transaction Status: {result.code} {result.desc}")
+        _send_later(payment.id)
+        return inbox.Verdict("applied", f"attempt {attempt} never went through: sending the next", **found)
+    if payment.status == S.PROCESSING and attempt == payment.attempts:
+        failed = Result(
+            result.code, f"M-Pesa has no record of it (Transaction Status: {result.desc})", None, None, None, {}
+        )
+        return _settle(payment, attempt, failed, "query", found)
+    return inbox.Verdict("duplicate", f"payout is already {payment.status}", **found)
