@@ -45,6 +45,9 @@ def served(app, worker):
         # one client address sends all 64: the documented per-IP limits are not the subject here
         "CHECKOUT_RATE_LIMIT": "10000 per minute",
         "CHECKOUT_INITIATE_RATE_LIMIT": "10000 per minute",
+        # The suite's two runs may serve a Procfile each at once on one PostgreSQL (100 connections):
+        # a pool per web worker of 12 (64 clients wait their turn for one) keeps both well inside it.
+        "DB_POOL_SIZE": "12",
     }
     procfile = Procfile(env).start()
     try:
