@@ -91,13 +91,21 @@ def request_payout(
         attempts=0,
         meta={"cleared": 0},
     )
-    _send_later(payment.id)
+    send_later(payment.id)
     db.session.commit()
     return payment
 
 
-def _send_later(payment_id: int) -> None:
-    enqueue(SEND_JOB, payment_id, queue="payouts", job_id=f"payout-send-{payment_id}")
+def send_later(payment_id: int) -> None:
+    """The send job, after commit (one waiting or running per payout)."""
+    enqueue(SEND_JOB, payment_id, queue="payouts", job_id=f"payout-send-{payment_id}", meta={"payment_id": payment_id})
+
+
+def ask_later(payment_id: int) -> None:
+    """The Transaction Status job, after commit (one waiting or running per payout)."""
+    enqueue(
+        STATUS_JOB, payment_id, queue="payouts", job_id=f"payout-status-{payment_id}", meta={"payment_id": payment_id}
+    )
 
 
 def _urls(payment: Payment, attempt: int) -> dict:
@@ -311,7 +319,7 @@ def interpret_result(item: inbox.Item) -> inbox.Verdict:
         problem = "its OriginatorConversationID is not the one of the attempt its URL names"
     if problem:
         if payment is not None and payment.attempts and payment.status not in S.FINAL:
-            enqueue(STATUS_JOB, payment.id, queue="payouts", job_id=f"payout-status-{payment.id}")
+            ask_later(payment.id)
         return inbox.Verdict("rejected", f"{problem}; not applied, asking M-Pesa (Transaction Status)", **found)
     return _settle(payment, attempt, result, "callback", found)
 
@@ -366,7 +374,7 @@ def interpret_timeout(item: inbox.Item) -> inbox.Verdict:
     if payment is None:
         return inbox.Verdict("rejected", problem or "no payout", **_found(None))
     if payment.status not in S.FINAL:
-        enqueue(STATUS_JOB, payment.id, queue="payouts", job_id=f"payout-status-{payment.id}")
+        ask_later(payment.id)
     what = "noted, asking M-Pesa (Transaction Status)" if not problem else f"{problem}; asking M-Pesa"
     return inbox.Verdict(
         "applied" if not problem else "rejected", f"timeout of attempt {attempt}: {what}", **_found(payment)
@@ -401,7 +409,7 @@ def interpret_status(item: inbox.Item) -> inbox.Verdict:
     # M-Pesa has no such transaction: this attempt never went through.
     if payment.status == S.PENDING and attempt == payment.attempts:
         _clear(payment, attempt, f"Transaction Status: {result.code} {result.desc}")
-        _send_later(payment.id)
+        send_later(payment.id)
         return inbox.Verdict("applied", f"attempt {attempt} never went through: sending the next", **found)
     if payment.status == S.PROCESSING and attempt == payment.attempts:
         failed = Result(

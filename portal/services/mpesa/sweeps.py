@@ -8,7 +8,6 @@ from sqlalchemy import or_, select, update
 
 from portal.extensions import db
 from portal.models import Payment, PaymentStatus
-from portal.queueing import enqueue
 from portal.services.mpesa import b2c
 from portal.services.mpesa.stk import ask_daraja
 from portal.services.sweeper import BATCH, each_row, step
@@ -113,7 +112,7 @@ def resend_queued(now: datetime) -> int:
 
     def again(payment: Payment) -> None:
         payment.last_queried_at = now
-        enqueue(b2c.SEND_JOB, payment.id, queue="payouts", job_id=f"payout-send-{payment.id}")
+        b2c.send_later(payment.id)
 
     return each_row(_payouts(now, S.PENDING), again, record_failure)
 
@@ -124,6 +123,6 @@ def ask_about_sent(now: datetime) -> int:
 
     def ask(payment: Payment) -> None:
         payment.last_queried_at = now
-        enqueue(b2c.STATUS_JOB, payment.id, queue="payouts", job_id=f"payout-status-{payment.id}")
+        b2c.ask_later(payment.id)
 
     return each_row(_payouts(now, S.PROCESSING), ask, record_failure)
