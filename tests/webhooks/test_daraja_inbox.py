@@ -258,3 +258,32 @@ def test_an_api_body_over_the_limit_is_refused_in_the_documents_format(ctx, clie
         content_type="application/json",
     )
     assert answer.status_code == 413 and answer.get_json()["error"] == "Request Entity Too Large"
+
+
+def test_a_callback_after_a_query_settled_the_payment_adds_its_receipt(ctx, client, accounts):
+    """An STK query's answer carries no receipt: the callback that follows it supplies one,
+    without moving the payment or writing another event."""
+    p = make_payment(accounts["merchant"]["id"], status=S.COMPLETED)
+    assert p.receipt is None
+    body = json.dumps(success())
+    assert (
+        client.post(url(p.reference, "/api/mpesa/callback/stk"), data=body, content_type="application/json").status_code
+        == 200
+    )
+    db.session.expire_all()
+    kept = db.session.get(Payment, p.id)
+    assert (kept.status, kept.receipt, kept.transaction_date) == (S.COMPLETED, "UKM1234567", "20261124101010")
+    assert outcomes() == ["duplicate"]
+    assert PaymentEvent.query.filter_by(payment_id=p.id).count() == 0
+
+    other = json.dumps(success()).replace("UKM1234567", "UKM7654321")  # a receipt, once kept, stays
+    client.post(url(p.reference, "/api/mpesa/callback/stk"), data=other, content_type="application/json")
+    db.session.expire_all()
+    assert db.session.get(Payment, p.id).receipt == "UKM1234567"
+
+
+def test_an_untrusted_callback_never_adds_a_receipt(ctx, client, accounts):
+    p = make_payment(accounts["merchant"]["id"], status=S.COMPLETED)
+    client.post("/api/mpesa/callback/stk", data=json.dumps(success()), content_type="application/json")
+    db.session.expire_all()
+    assert db.session.get(Payment, p.id).receipt is None

@@ -11,7 +11,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 
 from portal.extensions import db, loaded_after_commit
 from portal.models import Merchant, Payment, PaymentStatus
@@ -59,6 +59,7 @@ class PaymentState:
     amount: int
     phone: str | None
     checkout_request_id: str | None
+    receipt: str | None
 
 
 _PAYMENTS = Payment.__table__
@@ -70,6 +71,7 @@ _STATE = select(
     _PAYMENTS.c.amount,
     _PAYMENTS.c.phone,
     _PAYMENTS.c.checkout_request_id,
+    _PAYMENTS.c.receipt,
 )
 # Built once: these are read on every callback.
 _BY_CHECKOUT_ID = _STATE.where(_PAYMENTS.c.checkout_request_id == bindparam("key")).limit(1)
@@ -112,6 +114,8 @@ def apply_stk_result(payment, result: StkResult, source: str, *, current: str | 
     if current is None:
         current = current_status(payment.id)
     if current == target:
+        if target == S.COMPLETED and result.receipt and getattr(payment, "receipt", None) is None:
+            _keep_receipt(payment.id, result)  # an STK query settled it first: its answer has no receipt
         return "duplicate"
     if target == S.COMPLETED and current in S.FINAL and current in S.ALLOWED_FROM[S.COMPLETED] and source != "query":
         return "unconfirmed"
@@ -126,6 +130,17 @@ def apply_stk_result(payment, result: StkResult, source: str, *, current: str | 
     # lost a race: a concurrent copy of this result may have won it
     now = current_status(payment.id)
     return "duplicate" if now == target else "stale"
+
+
+def _keep_receipt(payment_id: int, result: StkResult) -> None:
+    """Records the receipt of a completed payment that has none (not a transition: the status
+    stands). Only ever fills an empty receipt."""
+    db.session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id, Payment.status == S.COMPLETED, Payment.receipt.is_(None))
+        .values(receipt=result.receipt, transaction_date=result.transaction_date, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def initiate_stk_push(
