@@ -10,7 +10,16 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField
-from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional, Regexp, StopValidation, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    NumberRange,
+    Optional,
+    Regexp,
+    StopValidation,
+    ValidationError,
+)
+from wtforms.widgets import TextInput
 
 from portal.models import Callback, Payment, PaymentEvent
 from portal.services import errors, ledger, mpesa
@@ -127,7 +136,10 @@ def _timeline(payment: Payment) -> dict:
 
 class ShillingsField(IntegerField):
     """Whole shillings as people type them ("1500", "1,500", "1 500"), in ASCII digits (int()
-    would also take "1_500" and other scripts' digits); an error a shopkeeper understands else."""
+    would also take "1_500" and other scripts' digits); an error a shopkeeper understands else.
+    A text box (inputmode numeric): a number box refuses "1,500" before we could read it."""
+
+    widget = TextInput()
 
     def process_formdata(self, valuelist):
         self.data = None
