@@ -141,6 +141,10 @@ class Config(BaseSettings):
     STATUS_QUERY_EVERY: float = Field(5.0, gt=0)
     # Seconds between two runs of the sweeper.
     SWEEP_INTERVAL: float = Field(30.0, gt=0)
+    # Seconds after a B2C attempt was sent during which Transaction Status's "no such transaction"
+    # is not taken as proof it never reached M-Pesa (a request we stopped waiting for may still
+    # land): the question is asked again, and only then is another attempt sent.
+    B2C_IN_DOUBT_SECONDS: float = Field(120.0, gt=0)
     # Seconds after creation when the sweeper first asks Daraja about a payment it heard nothing of.
     SWEEP_QUERY_AFTER: float = Field(60.0, ge=0)
     # Seconds between two such questions about the same payment.

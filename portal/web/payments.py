@@ -3,13 +3,23 @@ timeline and callbacks, and requesting an STK push. Rows poll until they are fin
 
 import csv
 import io
+import re
 from datetime import date
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField
-from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    NumberRange,
+    Optional,
+    Regexp,
+    StopValidation,
+    ValidationError,
+)
+from wtforms.widgets import TextInput
 
 from portal.models import Callback, Payment, PaymentEvent
 from portal.services import errors, ledger, mpesa
@@ -125,13 +135,24 @@ def _timeline(payment: Payment) -> dict:
 
 
 class ShillingsField(IntegerField):
-    """Whole shillings, with an error a shopkeeper understands for anything else."""
+    """Whole shillings as people type them ("1500", "1,500", "1 500"), in ASCII digits (int()
+    would also take "1_500" and other scripts' digits); an error a shopkeeper understands else.
+    A text box (inputmode numeric): a number box refuses "1,500" before we could read it."""
+
+    widget = TextInput()
 
     def process_formdata(self, valuelist):
-        try:
-            super().process_formdata(valuelist)
-        except ValueError:
-            raise ValueError("Enter the amount in whole shillings, without cents (for example 150).") from None
+        self.data = None
+        if not valuelist or not valuelist[0].strip():
+            return  # InputRequired says what is missing
+        text = re.sub(r"[\s,]", "", valuelist[0])
+        if not re.fullmatch(r"[0-9]{1,12}", text):
+            raise ValueError("Enter the amount in whole shillings, without cents (for example 150).")
+        self.data = int(text)
+
+    def pre_validate(self, form):
+        if self.process_errors:
+            raise StopValidation()  # one message for an unreadable amount, not also "out of range"
 
 
 class PaymentRequestForm(FlaskForm):

@@ -1,86 +1,173 @@
-"""Payouts (B2C) and C2B receipts. A payout is confirmed before it is sent: the merchant sees
-the amount, the phone and the name the customer will see, then sends. The confirmation
-carries a one-time key, so a double click or a resent form pays once. Rows poll until final."""
+"""Payouts (B2C) and C2B receipts, the portal's pages. A payout is reviewed before it is sent:
+the merchant sees the amount, the phone, the remarks and the name the customer will see. The
+review hands out a signed one-time key bound to those facts: sending claims it (idempotency),
+so a double click or a resent form pays once. Payout rows poll until final; receipts refresh."""
 
 import secrets
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from wtforms import HiddenField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
+from portal.api.parsing import has_unsafe_characters
 from portal.models import Payment
 from portal.services import errors, idempotency
 from portal.services.mpesa import b2c
 from portal.services.phones import InvalidPhone, normalise_safaricom
+from portal.web.forms import strip
 from portal.web.htmx import STOP_POLLING, is_htmx
 from portal.web.payments import ShillingsField
 
 bp = Blueprint("payouts", __name__)
-RECENT = 20
+RECENT = 20  # payouts and receipts shown
+MAX_ID = 2**31 - 1
+API = "portal-payout"  # the idempotency records' namespace (the gateway's B2C has its own)
+REVIEW_MINUTES = 15  # a confirmation older than this is reviewed again (and outlives no idempotency record)
+NOT_CONFIGURED = (
+    "Payouts are not set up yet: add the initiator name, its password and Safaricom's certificate in Settings."
+)
 
 
 class PayoutForm(FlaskForm):
-    phone = StringField("Recipient's phone", validators=[DataRequired("Enter the M-Pesa number to pay.")])
+    phone = StringField(
+        "Recipient's phone", filters=[strip], validators=[DataRequired("Enter the M-Pesa number to pay.")]
+    )
     amount = ShillingsField(
         "Amount (KES)",
         validators=[
             InputRequired("Enter the amount in whole shillings."),
-            NumberRange(b2c.MINIMUM, b2c.MAXIMUM, f"M-Pesa pays out from {b2c.MINIMUM} to {b2c.MAXIMUM:,} shillings."),
+            NumberRange(
+                b2c.MINIMUM,
+                b2c.MAXIMUM,
+                f"M-Pesa pays out from {b2c.MINIMUM} to {b2c.MAXIMUM:,} shillings at a time.",
+            ),
         ],
     )
     remarks = StringField(
         "What it is for",
-        validators=[DataRequired("Say what the payout is for."), Length(2, 100, "Use 2 to 100 characters.")],
+        filters=[strip],
+        validators=[
+            DataRequired("Say what the payout is for, for example “Refund for order 42”."),
+            Length(2, 100, "Use 2 to 100 characters."),
+        ],
     )
-    once = HiddenField()
+    confirmation = HiddenField()
 
     def validate_phone(self, field):
         try:
             field.data = normalise_safaricom(field.data)
         except InvalidPhone as exc:
-            raise ValueError(f"{exc}. Example: 0712 345 678.") from None
+            raise ValidationError(f"{exc}. Example: 0712 345 678.") from None
+
+    def validate_remarks(self, field):
+        if has_unsafe_characters(field.data):
+            raise ValidationError("Use letters, digits and punctuation only: no tabs or line breaks.")
 
 
-def _context(**extra) -> dict:
-    merchant_id = current_user.merchant_id
-    newest = Payment.for_merchant(merchant_id).order_by(Payment.created_at.desc(), Payment.id.desc())
-    return {
-        "payouts": newest.filter(Payment.kind == "b2c").limit(RECENT).all(),
-        "receipts": newest.filter(Payment.kind == "c2b").limit(RECENT).all(),
-        "names": b2c.NAMES,
-        **extra,
-    }
+class Unconfirmed(ValueError):
+    """The message is meant for the merchant."""
+
+
+def _signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="payout-confirmation")
+
+
+def _facts(form: PayoutForm) -> list:
+    return [current_user.merchant_id, form.phone.data, form.amount.data, form.remarks.data]
+
+
+def _confirmation(form: PayoutForm) -> str:
+    return _signer().dumps([secrets.token_urlsafe(16), *_facts(form)])
+
+
+def _one_time_key(form: PayoutForm) -> str:
+    """The key of a confirmation we issued, recently, for this merchant and exactly these facts."""
+    # Expiring well before the idempotency record does, a resent confirmation always meets its record.
+    max_age = min(REVIEW_MINUTES * 60, idempotency.ttl().total_seconds())
+    try:
+        key, *facts = _signer().loads((form.confirmation.data or "")[:1000], max_age=max_age)
+    except SignatureExpired:
+        raise Unconfirmed(f"This review is more than {REVIEW_MINUTES} minutes old: review the payout again.") from None
+    except (BadSignature, ValueError, TypeError):
+        raise Unconfirmed("Review the payout before sending it.") from None
+    if facts != _facts(form) or not isinstance(key, str):
+        raise Unconfirmed("The details changed after you reviewed them: review the payout again.")
+    return key
+
+
+def _recent(kind: str) -> list[Payment]:
+    newest = Payment.for_merchant(current_user.merchant_id).filter(Payment.kind == kind)
+    return newest.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(RECENT).all()
+
+
+@bp.after_request
+def _vary(response):
+    response.vary.add("HX-Request")  # page or fragment, by is_htmx()
+    return response
 
 
 @bp.get("/payouts")
 @login_required
 def index():
-    return render_template("payouts/index.html", form=PayoutForm(), **_context())
+    return _page(PayoutForm(), 200)
+
+
+def _page(form: PayoutForm, status: int, **extra):
+    context = {"payouts": _recent("b2c"), "receipts": _recent("c2b"), **extra}
+    configured = current_user.merchant.has_daraja_initiator
+    return render_template("payouts/index.html", form=form, configured=configured, **context), status
+
+
+def _area(form: PayoutForm, status: int, **extra):
+    """The form (or review) and the recent payouts: what the review's Send swaps."""
+    if is_htmx():
+        return render_template("payouts/_area.html", form=form, payouts=_recent("b2c"), **extra), status
+    return _page(form, status, **extra)
 
 
 @bp.post("/payouts/confirm")
 @login_required
 def confirm():
-    """The check before money leaves: the same form, read back, with a one-time key."""
+    """The review before money leaves: the facts read back, with a one-time key."""
     form = PayoutForm()
+    if request.form.get("edit"):  # "Change" on the review: the form again, as filled in
+        return _form(form, 200)
     if not form.validate_on_submit():
-        return _area(form, 422)
-    form.once.data = secrets.token_urlsafe(16)
-    return render_template("payouts/_confirm.html", form=form, payee_sees=current_user.merchant.name)
+        return _form(form, 422)
+    if not current_user.merchant.has_daraja_initiator:
+        form.form_errors.append(NOT_CONFIGURED)
+        return _form(form, 422)
+    form.confirmation.data = _confirmation(form)
+    review = {"payee_sees": current_user.merchant.name}
+    if is_htmx():
+        return render_template("payouts/_confirm.html", form=form, **review)
+    return _page(form, 200, confirming=True, **review)
+
+
+def _form(form: PayoutForm, status: int):
+    if is_htmx():
+        return render_template("payouts/_form.html", form=form), status
+    return _page(form, status)
 
 
 @bp.post("/payouts")
 @login_required
 def send():
     form = PayoutForm()
-    if not form.validate_on_submit() or not form.once.data or len(form.once.data) > 64:
+    if not form.validate_on_submit():
         return _area(form, 422)
-    payload = {"phone": form.phone.data, "amount": form.amount.data, "remarks": form.remarks.data}
-    claim = idempotency.claim(current_user.merchant_id, "portal-payout", form.once.data, payload)
+    try:
+        key = _one_time_key(form)
+    except Unconfirmed as exc:
+        form.form_errors.append(str(exc))
+        return _area(form, 422)
+    claim = idempotency.claim(current_user.merchant_id, API, key, _facts(form))
     if claim.state != "new":  # sent already (a double click, a resent form): show where it stands
-        return _area(PayoutForm(formdata=None), 200, sent_already=True)
+        earlier = Payment.get_for_merchant(current_user.merchant_id, kind="b2c", api="portal", idempotency_key=key)
+        return _sent(earlier, already=True)
     try:
         payout = b2c.request_payout(
             current_user.merchant,
@@ -90,38 +177,43 @@ def send():
             occasion=None,
             api="portal",
             source="portal",
-            idempotency_key=form.once.data,
+            idempotency_key=key,
         )
     except errors.NotConfigured:
         idempotency.release(claim.record)
-        form.form_errors.append(
-            "Payouts are not set up yet: add the initiator name, its password and Safaricom's certificate in Settings."
-        )
+        form.form_errors.append(NOT_CONFIGURED)
         return _area(form, 422)
     except BaseException:
         idempotency.release(claim.record)
         raise
     idempotency.complete(claim.record, 200, {"payment_id": payout.id})
-    return _area(PayoutForm(formdata=None), 200, sent=payout)
+    return _sent(payout)
 
 
-def _area(form: PayoutForm, status: int, **extra):
-    template = "payouts/_area.html" if is_htmx() else "payouts/index.html"
-    return render_template(template, form=form, **_context(**extra)), status
+def _sent(payout: Payment | None, already: bool = False):
+    """A fresh form and the list (htmx), or back to the page with a notice (a plain form). The
+    payout is None only when a concurrent first send has not committed it yet."""
+    if is_htmx():
+        return _area(PayoutForm(formdata=None), 200, sent=payout, already=already)
+    if already:
+        flash("That payout was already sent: it is in the list below.")
+    else:
+        flash(f"Payout {payout.reference} to {payout.phone} queued. It updates below as M-Pesa answers.")
+    return redirect(url_for("payouts.index"), 303)
 
 
-@bp.get("/payouts/<int:payment_id>/row")
+@bp.get(f"/payouts/<int(max={MAX_ID}):payment_id>/row")
 @login_required
 def row(payment_id: int):
-    p = Payment.get_for_merchant_or_404(current_user.merchant_id, payment_id)
-    html = render_template("payouts/_row.html", p=p, names=b2c.NAMES)
-    return html, (STOP_POLLING if p.is_final else 200)
+    """One payout, polled until final: 286 (polling's stop) with the final markup."""
+    payout = Payment.get_for_merchant_or_404(current_user.merchant_id, payment_id)
+    return render_template("payouts/_row.html", p=payout), (STOP_POLLING if payout.is_final else 200)
 
 
 @bp.get("/payouts/receipts")
 @login_required
 def receipts():
-    return render_template("payouts/_receipts.html", **_context())
+    return render_template("payouts/_receipts.html", receipts=_recent("c2b"))
 
 
 @bp.app_template_global()

@@ -10,8 +10,10 @@ Guarantees (never paid twice):
   a compare-and-set on `payments.attempts` before Daraja is called;
 - an attempt is presumed to have gone through until proven otherwise: Daraja refused it
   synchronously, or could not be reached at all, or Transaction Status says it has no such
-  transaction. Only then may the next attempt be sent; a retry whose earlier attempt is in
-  doubt first asks Transaction Status;
+  transaction once B2C_IN_DOUBT_SECONDS have passed since it was sent (a request whose answer
+  we gave up on may still reach M-Pesa after a first "no such transaction": until then the
+  question is asked again). Only then may the next attempt be sent; a retry whose earlier
+  attempt is in doubt first asks Transaction Status;
 - a result is applied only to the payout its OriginatorConversationID and its URL's token
   both name; a failure of an earlier attempt never fails the payout.
 """
@@ -20,6 +22,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass
 
 from flask import current_app
@@ -136,6 +139,15 @@ def _clear(payment: Payment, attempt: int, why: str) -> None:
     payment.meta = {**(payment.meta or {}), "cleared": max(attempt, _cleared(payment)), "last_cleared_why": why}
 
 
+def _still_in_doubt(payment: Payment) -> float:
+    """Seconds until "no such transaction" proves the latest attempt never reached M-Pesa (0: now)."""
+    sent = (payment.meta or {}).get("attempt_sent_at")
+    if not isinstance(sent, (int, float)):
+        return 0.0
+    left = float(current_app.config["B2C_IN_DOUBT_SECONDS"]) - (time.time() - sent)
+    return max(left, 0.0)
+
+
 def send(payment_id: int) -> str:
     """The send job: sends the next attempt of a queued payout, or first asks Transaction
     Status about the last attempt if it may have gone through. Transient failures raise, so
@@ -159,6 +171,8 @@ def send(payment_id: int) -> str:
     if not claimed:
         return "another worker is sending this payout"
     db.session.refresh(payment)
+    payment.meta = {**(payment.meta or {}), "attempt_sent_at": time.time()}
+    db.session.commit()
     try:
         ack = client.b2c_payment(
             originator_conversation_id=originator,
@@ -406,8 +420,12 @@ def interpret_status(item: inbox.Item) -> inbox.Verdict:
     if result.code == "0" and status:  # M-Pesa knows it and says it did not complete
         failed = Result(status[:16], f"Transaction Status: {status}", None, None, None, {})
         return _settle(payment, attempt, failed, "query", found)
-    # M-Pesa has no such transaction: this attempt never went through.
+    # M-Pesa has no such transaction: this attempt never went through, unless it may still land.
     if payment.status == S.PENDING and attempt == payment.attempts:
+        wait = _still_in_doubt(payment)
+        if wait:
+            enqueue(STATUS_JOB, payment.id, queue="payouts", delay=wait)
+            return inbox.Verdict("applied", f"attempt {attempt} not found yet: asking again in {wait:.0f}s", **found)
         _clear(payment, attempt, f"Transaction Status: {result.code} {result.desc}")
         send_later(payment.id)
         return inbox.Verdict("applied", f"attempt {attempt} never went through: sending the next", **found)
