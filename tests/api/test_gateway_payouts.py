@@ -3,6 +3,8 @@ queued, sent and settled by M-Pesa's result; a lost result or a queue timeout is
 Transaction Status; a send whose answer never came is asked about before it is retried, and
 M-Pesa pays each payout once."""
 
+import pytest
+
 from portal.extensions import db
 from portal.models import Payment, SandboxB2CPayment, SandboxStatusQuery
 from portal.services.sweeper import sweep
@@ -134,10 +136,11 @@ def test_a_send_still_hanging_when_the_retry_asks_is_not_paid_twice(app, api):
         assert db.session.get(Payment, tx["id"]).status == "completed"
 
 
-def test_a_send_answered_with_a_server_error_is_found_never_made_and_sent_again_once(app, api):
+@pytest.mark.parametrize("bare", [True, False], ids=["a proxy's bare 500", "Daraja's 500.003.1001"])
+def test_a_send_answered_with_a_server_error_is_found_never_made_and_sent_again_once(app, api, bare):
     app.config.update(
-        SANDBOX_FAULT_API_500=1,  # a proxy's bare 500 before M-Pesa took it: nobody knows that yet
-        SANDBOX_FAULT_API_500_BARE=True,
+        SANDBOX_FAULT_API_500=1,  # a 500 before M-Pesa took it: nobody knows that yet
+        SANDBOX_FAULT_API_500_BARE=bare,
         SANDBOX_FAULT_API_PATHS=B2C_PATH,
         JOB_RETRY_BASE=0.5,
         B2C_IN_DOUBT_SECONDS=1.0,

@@ -44,6 +44,7 @@ MINIMUM, MAXIMUM = 10, 250_000  # whole shillings per payout (Daraja)
 NAMES = {S.PENDING: "queued", S.PROCESSING: "sent", S.COMPLETED: "completed", S.FAILED: "failed"}
 ORIGINATOR = re.compile(r"b2c-([0-9]{1,18})-([0-9]{1,6})")
 DUPLICATE_ORIGINATOR = "500.002.1001"
+INTERNAL_ERROR = "500.003.1001"  # Daraja failed while handling the request: it is in doubt, not refused
 SEND_JOB, STATUS_JOB = "portal.jobs.send_payout", "portal.jobs.ask_payout_status"
 
 
@@ -183,7 +184,7 @@ def send(payment_id: int) -> str:
             **_urls(payment, attempt),
         )
     except DarajaError as exc:
-        if exc.error_code == DUPLICATE_ORIGINATOR:  # Daraja has this attempt already: ask about it
+        if exc.error_code in (DUPLICATE_ORIGINATOR, INTERNAL_ERROR):  # it may have gone through: ask first
             raise
         if exc.retryable:  # spike arrest, quota: not processed
             _clear(payment, attempt, f"Daraja did not process it: {exc.error_code}")
