@@ -422,11 +422,12 @@ def interpret_status(item: inbox.Item) -> inbox.Verdict:
         failed = Result(status[:16], f"Transaction Status: {status}", None, None, None, {})
         return _settle(payment, attempt, failed, "query", found)
     # M-Pesa has no such transaction: this attempt never went through, unless it may still land.
-    if payment.status == S.PENDING and attempt == payment.attempts:
+    if payment.status in (S.PENDING, S.PROCESSING) and attempt == payment.attempts:
         wait = _still_in_doubt(payment)
         if wait:
-            enqueue(STATUS_JOB, payment.id, queue="payouts", delay=wait)
+            enqueue(STATUS_JOB, payment.id, queue="payouts", delay=wait, meta={"payment_id": payment.id})
             return inbox.Verdict("applied", f"attempt {attempt} not found yet: asking again in {wait:.0f}s", **found)
+    if payment.status == S.PENDING and attempt == payment.attempts:
         _clear(payment, attempt, f"Transaction Status: {result.code} {result.desc}")
         send_later(payment.id)
         return inbox.Verdict("applied", f"attempt {attempt} never went through: sending the next", **found)
