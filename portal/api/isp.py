@@ -4,23 +4,24 @@ amount comes from the package. Errors: {"error": "..."}. Statuses: pending, comp
 cancelled. Rate limited per client; CORS for browsers.
 """
 
-import re
 import time
+from typing import TypeVar
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask_limiter.util import get_remote_address
+from pydantic import BaseModel, ValidationError
 
 from portal import openapi
 from portal.api import isp_schemas as schemas
-from portal.api.parsing import BodyError, has_unsafe_characters, parse_json_object
+from portal.api.parsing import BodyError, parse_json_object
 from portal.dialects import Dialect, register
 from portal.extensions import limiter
 from portal.models import IspClient, Payment, PaymentStatus
 from portal.services import errors, isp
 from portal.services.mpesa.polling import refresh
-from portal.services.phones import InvalidPhone, normalise_safaricom
 
 bp = Blueprint("isp", __name__, url_prefix="/api/v1")
+M = TypeVar("M", bound=BaseModel)
 openapi.section(
     bp,
     "internet packages",
@@ -41,11 +42,6 @@ STATUS_NAMES = {
     S.TIMEOUT: "failed",  # Daraja's 1037 and the like: "other codes - failed"
     S.REVERSED: "failed",  # the money went back: nothing was bought
 }
-INITIATE_FIELDS = ("client_id", "package_id", "phone_number", "description")
-STATUS_FIELDS = ("client_id", "checkout_id")
-UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-CHECKOUT_ID = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII: what Daraja's ids are made of
-MAX_DESCRIPTION = 255
 # Browsers on any storefront may call the two routes (and read their errors); no cookies are involved.
 CORS_RESOURCES = {
     r"/api/v1/.*": {
@@ -80,15 +76,11 @@ def _body() -> dict:
     return g.isp_body
 
 
-def _uuid(value) -> str | None:
-    return value.lower() if isinstance(value, str) and UUID.fullmatch(value) else None
-
-
 def _client_key() -> str:
     """One budget per client_id, so a storefront cannot spend another's; a body naming no
     well-formed client_id is counted against its IP address instead."""
     try:
-        client_id = _uuid(_body().get("client_id"))
+        client_id = schemas.uuid_or_none(_body().get("client_id"))
     except Refused:
         client_id = None
     return f"client:{client_id}" if client_id else f"ip:{get_remote_address()}"
@@ -116,17 +108,13 @@ def _refused(exc: Refused):
     return error(exc.status, exc.message)
 
 
-def _required(body: dict, names: tuple[str, ...]) -> None:
-    missing = [n for n in names if body.get(n) is None or (isinstance(body[n], str) and not body[n].strip())]
-    if missing:
-        raise Refused(400, f"Missing required fields: {', '.join(missing)}")
-
-
-def _client(body: dict) -> str:
-    client_id = _uuid(body["client_id"])
-    if client_id is None:
-        raise Refused(400, "Invalid client_id format")
-    return client_id
+def _form(model: type[M]) -> M:
+    """The body validated by its documented model; the first problem in the document's words."""
+    try:
+        return model.model_validate(_body())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Refused(400, str((first.get("ctx") or {}).get("error") or first["msg"])) from None
 
 
 def _active_client(client_id: str) -> IspClient:
@@ -134,13 +122,6 @@ def _active_client(client_id: str) -> IspClient:
     if client is None:
         raise Refused(403, "Invalid or inactive client")
     return client
-
-
-def _description(value) -> str:
-    text = value.strip() if isinstance(value, str) else None
-    if text is None or len(text) > MAX_DESCRIPTION or has_unsafe_characters(text):
-        raise Refused(400, f"Invalid description: text of 1 to {MAX_DESCRIPTION} characters on one line")
-    return text
 
 
 @openapi.operation(
@@ -157,27 +138,15 @@ def _description(value) -> str:
 )
 @bp.post("/payments/initiate")
 def initiate():
-    body = _body()
-    _required(body, INITIATE_FIELDS)
-    client_id = _client(body)
-    package_id = _uuid(body["package_id"])
-    if package_id is None:
-        raise Refused(400, "Invalid package_id format")
-    try:
-        phone = normalise_safaricom(body["phone_number"])
-    except InvalidPhone as exc:
-        reason = str(exc)
-        raise Refused(400, f"Invalid phone_number format: {reason[:1].lower()}{reason[1:]}") from None
-    description = _description(body["description"])
-
-    client = _active_client(client_id)
-    package = isp.package_of(client, package_id)
+    form = _form(schemas.InitiateRequest)
+    client = _active_client(form.client_id)
+    package = isp.package_of(client, form.package_id)
     if package is None:
         raise Refused(404, "Package not found")
     if not package.active:
         raise Refused(400, "Package is inactive")
     try:
-        payment = isp.initiate(client, package, phone=phone, description=description)
+        payment = isp.initiate(client, package, phone=form.phone_number, description=form.description)
     except errors.SubscriberBusy:
         # Not a failure of ours: the customer is answering another prompt. Conflict, retry later.
         return error(
@@ -208,15 +177,9 @@ def initiate():
 )
 @bp.post("/payments/status")
 def status():
-    body = _body()
-    _required(body, STATUS_FIELDS)
-    client_id = _client(body)
-    checkout_id = body["checkout_id"]
-    if not isinstance(checkout_id, str) or not CHECKOUT_ID.fullmatch(checkout_id):
-        raise Refused(400, "Invalid checkout_id format")
-
-    client = _active_client(client_id)
-    payment = isp.payment_of(client, checkout_id)
+    form = _form(schemas.StatusRequest)
+    client = _active_client(form.client_id)
+    payment = isp.payment_of(client, form.checkout_id)
     if payment is None:
         raise Refused(404, "Payment not found")
     payment = refresh(payment, current_app.config["STATUS_QUERY_EVERY"])
