@@ -7,6 +7,7 @@ that fails records the failure on that row ("error") and never on another; a row
 by the sweeper later if its request died between storing and reading it.
 """
 
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -61,6 +62,24 @@ class Verdict:
     merchant_id: int | None = None
     status: str | None = None  # the payment's status afterwards, for acknowledgements that show it
     reply: dict | None = None  # the answer the provider waits for, where it is not a fixed acknowledgement
+
+
+class Malformed(ValueError):
+    """A stored request an interpreter cannot read; its message is the row's verdict detail."""
+
+
+def _refuse_constant(name: str):
+    raise ValueError(name)
+
+
+def read_json(raw: bytes):
+    """The body as JSON (no NaN or Infinity), or Malformed: what every interpreter reads first."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise Malformed("JSON nested too deeply") from None
+    except ValueError:  # malformed JSON, invalid UTF-8, a non-finite constant
+        raise Malformed("not JSON") from None
 
 
 Interpreter = Callable[[Item], Verdict]

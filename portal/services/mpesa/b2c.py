@@ -18,12 +18,11 @@ Guarantees (never paid twice):
   both name; a failure of an earlier attempt never fails the payout.
 """
 
-import json
 import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 
 from flask import current_app
 from sqlalchemy import update
@@ -31,10 +30,11 @@ from sqlalchemy import update
 from portal.extensions import db
 from portal.models import Merchant, Payment, PaymentStatus
 from portal.providers.daraja import DarajaError, DarajaUnavailable
+from portal.providers.daraja_results import DarajaResult, parse_result
 from portal.queueing import enqueue
 from portal.services import inbox
 from portal.services.links import callback_token, external_url
-from portal.services.mpesa.client import daraja_initiator_for
+from portal.services.mpesa.client import daraja_initiator_for, source_problem
 from portal.services.transitions import create_payment, current_status, transition
 from portal.timeutil import utcnow
 
@@ -112,22 +112,10 @@ def ask_later(payment_id: int) -> None:
     )
 
 
-def _urls(payment: Payment, attempt: int) -> dict:
-    token = callback_token(payment.reference)
-    args = {"ref": payment.reference, "token": token, "attempt": attempt}
-    return {
-        "result_url": external_url("daraja_webhooks.b2c_result_alias", **args),
-        "timeout_url": external_url("daraja_webhooks.b2c_timeout_alias", **args),
-    }
-
-
-def _status_urls(payment: Payment, attempt: int) -> dict:
-    token = callback_token(payment.reference)
-    args = {"ref": payment.reference, "token": token, "attempt": attempt}
-    return {
-        "result_url": external_url("daraja_webhooks.status_result", **args),
-        "timeout_url": external_url("daraja_webhooks.status_timeout", **args),
-    }
+def _urls(payment: Payment, attempt: int, result: str, timeout: str) -> dict:
+    """Where Daraja answers about one attempt: the endpoints, with the payout, the attempt and a token."""
+    args = {"ref": payment.reference, "token": callback_token(payment.reference), "attempt": attempt}
+    return {"result_url": external_url(result, **args), "timeout_url": external_url(timeout, **args)}
 
 
 def _cleared(payment: Payment) -> int:
@@ -181,7 +169,7 @@ def send(payment_id: int) -> str:
             amount=payment.amount // 100,
             remarks=payment.description or "Payout",
             occasion=payment.account_reference or "",
-            **_urls(payment, attempt),
+            **_urls(payment, attempt, "daraja_webhooks.b2c_result_alias", "daraja_webhooks.b2c_timeout_alias"),
         )
     except DarajaError as exc:
         if exc.error_code in (DUPLICATE_ORIGINATOR, INTERNAL_ERROR):  # it may have gone through: ask first
@@ -229,7 +217,7 @@ def ask_status(payment: Payment) -> None:
     client.transaction_status(
         original_conversation_id=originator_id(payment.id, attempt),
         remarks=f"Payout {payment.reference}",
-        **_status_urls(payment, attempt),
+        **_urls(payment, attempt, "daraja_webhooks.status_result", "daraja_webhooks.status_timeout"),
     )
 
 
@@ -244,52 +232,31 @@ def ask_status_job(payment_id: int) -> str:
 # -- results -------------------------------------------------------------------------
 
 
-class Malformed(ValueError):
-    pass
+Malformed = inbox.Malformed
 
 
-@dataclass(frozen=True)
-class Result:
-    code: str
-    desc: str
-    originator: str | None
-    conversation_id: str | None
-    transaction_id: str | None
-    parameters: dict
-
-
-def parse_result(raw: bytes) -> Result:
-    """Daraja's `{"Result": {...}}` envelope (B2C and Transaction Status results)."""
-    try:
-        data = json.loads(raw, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise Malformed("JSON nested too deeply") from None
-    except ValueError:
-        raise Malformed("not JSON") from None
-    result = data.get("Result") if isinstance(data, dict) else None
-    if not isinstance(result, dict) or "ResultCode" not in result:
-        raise Malformed("not a Daraja result (Result with ResultCode)")
-    code = result["ResultCode"]
+def read_result(raw: bytes) -> DarajaResult:
+    """Daraja's `{"Result": {...}}` envelope (B2C and Transaction Status), read by the provider
+    module's parse_result, with every value we store bounded as its column is."""
+    data = inbox.read_json(raw)
+    envelope = data.get("Result") if isinstance(data, dict) else None
+    code = envelope.get("ResultCode") if isinstance(envelope, dict) else None
     if isinstance(code, bool) or not isinstance(code, (int, str)) or not _short(code):
-        raise Malformed("ResultCode is not a code")
-    params = {}
-    entries = (result.get("ResultParameters") or {}) if isinstance(result.get("ResultParameters"), dict) else {}
-    listed = entries.get("ResultParameter")
-    for entry in listed if isinstance(listed, list) else [listed] if isinstance(listed, dict) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("Key"), str):
-            params[entry["Key"]] = entry.get("Value")
-    return Result(
-        code=_short(code),
-        desc=inbox.clean(str(result.get("ResultDesc") or ""), 1000),
-        originator=_short(result.get("OriginatorConversationID"), 64),
-        conversation_id=_short(result.get("ConversationID"), 64),
-        transaction_id=_short(result.get("TransactionID"), 32),
-        parameters=params,
+        raise Malformed("not a Daraja result (Result with a ResultCode)")
+    result = parse_result(data)
+    return replace(
+        result,
+        result_code=_short(code),
+        result_desc=inbox.clean(result.result_desc, 1000),
+        originator_conversation_id=_short(result.originator_conversation_id, 64),
+        conversation_id=_short(result.conversation_id, 64),
+        transaction_id=_short(result.transaction_id, 32),
     )
 
 
-def _refuse_constant(name: str):
-    raise ValueError(name)
+def _failure(code: str, desc: str) -> DarajaResult:
+    """A failure stated by Transaction Status, as a result of the attempt it is about."""
+    return DarajaResult("0", code, desc, None, None, None)
 
 
 def _short(value, limit: int = 16) -> str | None:
@@ -309,14 +276,12 @@ def _payout(item: inbox.Item) -> tuple[Payment | None, int | None, str | None]:
         return None, None, "no payout has this reference"
     if not (isinstance(attempt, str) and attempt.isdigit() and 1 <= int(attempt) <= payment.attempts):
         return payment, None, "no such attempt of this payout"
-    allowed = [ip.strip() for ip in current_app.config["DARAJA_CALLBACK_IPS"].split(",") if ip.strip()]
-    if allowed and item.source_ip not in allowed:
-        return payment, None, f"source address {item.source_ip} is not on the Daraja allowlist"
-    return payment, int(attempt), None
+    problem = source_problem(item.source_ip)
+    return (payment, None, problem) if problem else (payment, int(attempt), None)
 
 
-def _found(payment: Payment | None, result: Result | None = None) -> dict:
-    found = {"provider_id": result.originator if result else None}
+def _found(payment: Payment | None, result: DarajaResult | None = None) -> dict:
+    found = {"provider_id": result.originator_conversation_id if result else None}
     if payment is not None:
         found.update(payment_id=payment.id, merchant_id=payment.merchant_id)
     return found
@@ -325,12 +290,12 @@ def _found(payment: Payment | None, result: Result | None = None) -> dict:
 @inbox.interpreter("daraja", "b2c_result")
 def interpret_result(item: inbox.Item) -> inbox.Verdict:
     try:
-        result = parse_result(item.raw)
+        result = read_result(item.raw)
     except Malformed as exc:
         return inbox.Verdict("invalid", str(exc))
     payment, attempt, problem = _payout(item)
     found = _found(payment, result)
-    if problem is None and result.originator != originator_id(payment.id, attempt):
+    if problem is None and result.originator_conversation_id != originator_id(payment.id, attempt):
         problem = "its OriginatorConversationID is not the one of the attempt its URL names"
     if problem:
         if payment is not None and payment.attempts and payment.status not in S.FINAL:
@@ -339,9 +304,9 @@ def interpret_result(item: inbox.Item) -> inbox.Verdict:
     return _settle(payment, attempt, result, "callback", found)
 
 
-def _settle(payment: Payment, attempt: int, result: Result, source: str, found: dict) -> inbox.Verdict:
+def _settle(payment: Payment, attempt: int, result: DarajaResult, source: str, found: dict) -> inbox.Verdict:
     current = current_status(payment.id)
-    if result.code == "0":
+    if result.result_code == "0":
         receipt = result.transaction_id or _short(result.parameters.get("TransactionReceipt"), 32)
         if current == S.COMPLETED:
             if receipt and payment.receipt and receipt != payment.receipt:  # two attempts paid: must never happen
@@ -359,11 +324,11 @@ def _settle(payment: Payment, attempt: int, result: Result, source: str, found: 
             payment,
             S.COMPLETED,
             source,
-            f"attempt {attempt}: ResultCode 0: {result.desc}",
+            f"attempt {attempt}: ResultCode 0: {result.result_desc}",
             current=current,
             receipt=receipt,
             result_code="0",
-            result_desc=result.desc,
+            result_desc=result.result_desc,
             conversation_id=result.conversation_id or payment.conversation_id,
         )
         return inbox.Verdict("applied" if moved else "rejected", f"payout is {current_status(payment.id)}", **found)
@@ -375,9 +340,9 @@ def _settle(payment: Payment, attempt: int, result: Result, source: str, found: 
         payment,
         S.FAILED,
         source,
-        f"attempt {attempt}: ResultCode {result.code}: {result.desc}",
-        result_code=result.code,
-        result_desc=result.desc,
+        f"attempt {attempt}: ResultCode {result.result_code}: {result.result_desc}",
+        result_code=result.result_code,
+        result_desc=result.result_desc,
     )
     return inbox.Verdict("applied" if moved else "rejected", f"payout is {current_status(payment.id)}", **found)
 
@@ -400,7 +365,7 @@ def interpret_timeout(item: inbox.Item) -> inbox.Verdict:
 def interpret_status(item: inbox.Item) -> inbox.Verdict:
     """Transaction Status's answer about one attempt of a payout."""
     try:
-        result = parse_result(item.raw)
+        result = read_result(item.raw)
     except Malformed as exc:
         return inbox.Verdict("invalid", str(exc))
     payment, attempt, problem = _payout(item)
@@ -408,18 +373,15 @@ def interpret_status(item: inbox.Item) -> inbox.Verdict:
     if problem:
         return inbox.Verdict("rejected", problem, **found)
     status = str(result.parameters.get("TransactionStatus") or "").strip().lower()
-    if result.code == "0" and status == "completed":
-        paid = Result(
-            "0",
-            result.desc,
-            originator_id(payment.id, attempt),
-            result.conversation_id,
-            _short(result.parameters.get("ReceiptNo"), 32) or result.transaction_id,
-            result.parameters,
+    if result.result_code == "0" and status == "completed":
+        paid = replace(
+            result,
+            originator_conversation_id=originator_id(payment.id, attempt),
+            transaction_id=_short(result.parameters.get("ReceiptNo"), 32) or result.transaction_id,
         )
         return _settle(payment, attempt, paid, "query", found)
-    if result.code == "0" and status:  # M-Pesa knows it and says it did not complete
-        failed = Result(status[:16], f"Transaction Status: {status}", None, None, None, {})
+    if result.result_code == "0" and status:  # M-Pesa knows it and says it did not complete
+        failed = _failure(status[:16], f"Transaction Status: {status}")
         return _settle(payment, attempt, failed, "query", found)
     # M-Pesa has no such transaction: this attempt never went through, unless it may still land.
     if payment.status in (S.PENDING, S.PROCESSING) and attempt == payment.attempts:
@@ -428,12 +390,10 @@ def interpret_status(item: inbox.Item) -> inbox.Verdict:
             enqueue(STATUS_JOB, payment.id, queue="payouts", delay=wait, meta={"payment_id": payment.id})
             return inbox.Verdict("applied", f"attempt {attempt} not found yet: asking again in {wait:.0f}s", **found)
     if payment.status == S.PENDING and attempt == payment.attempts:
-        _clear(payment, attempt, f"Transaction Status: {result.code} {result.desc}")
+        _clear(payment, attempt, f"Transaction Status: {result.result_code} {result.result_desc}")
         send_later(payment.id)
         return inbox.Verdict("applied", f"attempt {attempt} never went through: sending the next", **found)
     if payment.status == S.PROCESSING and attempt == payment.attempts:
-        failed = Result(
-            result.code, f"M-Pesa has no record of it (Transaction Status: {result.desc})", None, None, None, {}
-        )
+        failed = _failure(result.result_code, f"M-Pesa has no record of it (Transaction Status: {result.result_desc})")
         return _settle(payment, attempt, failed, "query", found)
     return inbox.Verdict("duplicate", f"payout is already {payment.status}", **found)

@@ -7,19 +7,17 @@ rules in Daraja's words; a request that did not come through the URLs we registe
 the merchant (a valid token) is stored and never applied.
 """
 
-import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
 from portal.models import Merchant, Payment, PaymentStatus
 from portal.services import inbox
 from portal.services.links import callback_token, external_url
-from portal.services.mpesa.client import daraja_base_url, daraja_for
+from portal.services.mpesa.client import daraja_base_url, daraja_for, source_problem
 from portal.services.transitions import create_payment
 from portal.timeutil import iso_z, utcnow
 
@@ -56,8 +54,7 @@ def c2b_urls(merchant: Merchant) -> tuple[str, str]:
     )
 
 
-class Malformed(ValueError):
-    pass
+Malformed = inbox.Malformed
 
 
 @dataclass(frozen=True)
@@ -74,12 +71,7 @@ class C2bPayment:
 
 
 def parse(raw: bytes) -> C2bPayment:
-    try:
-        data = json.loads(raw, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise Malformed("JSON nested too deeply") from None
-    except ValueError:
-        raise Malformed("not JSON") from None
+    data = inbox.read_json(raw)
     if not isinstance(data, dict):
         raise Malformed("not a C2B request (a JSON object)")
     trans_id = data.get("TransID")
@@ -114,10 +106,6 @@ def _amount(value) -> int:
     return int(amount)
 
 
-def _refuse_constant(name: str):
-    raise ValueError(name)
-
-
 def _text(value, limit: int) -> str | None:
     if value is None or isinstance(value, (dict, list, bool)):
         return None
@@ -141,13 +129,6 @@ def _merchant(item: inbox.Item) -> Merchant | None:
     return db.session.get(Merchant, int(ref[1:]))
 
 
-def _source_problem(item: inbox.Item) -> str | None:
-    allowed = [ip.strip() for ip in current_app.config["DARAJA_CALLBACK_IPS"].split(",") if ip.strip()]
-    if allowed and item.source_ip not in allowed:
-        return f"source address {item.source_ip} is not on the Daraja allowlist"
-    return None
-
-
 def rules(merchant: Merchant) -> dict:
     """The merchant's C2B rules: `accounts`, a list of account numbers it accepts (empty: any)."""
     return (merchant.settings or {}).get("c2b") or {}
@@ -160,7 +141,7 @@ def validate(item: inbox.Item) -> inbox.Verdict:
     except Malformed as exc:
         return inbox.Verdict("invalid", str(exc), reply=reject(OTHER_ERROR))
     merchant = _merchant(item)
-    problem = _source_problem(item) or (None if merchant else "no valid token for a merchant")
+    problem = source_problem(item.source_ip) or (None if merchant else "no valid token for a merchant")
     if problem:
         return inbox.Verdict("rejected", f"{problem}; refused", provider_id=c2b.trans_id, reply=reject(OTHER_ERROR))
     found = {"provider_id": c2b.trans_id, "merchant_id": merchant.id}
@@ -180,7 +161,7 @@ def confirm(item: inbox.Item) -> inbox.Verdict:
     except Malformed as exc:
         return inbox.Verdict("invalid", str(exc))
     merchant = _merchant(item)
-    problem = _source_problem(item) or (None if merchant else "no valid token for a merchant")
+    problem = source_problem(item.source_ip) or (None if merchant else "no valid token for a merchant")
     if problem:
         return inbox.Verdict("rejected", f"{problem}; not recorded", provider_id=c2b.trans_id)
     reference = f"C2B{c2b.trans_id}"

@@ -69,3 +69,11 @@ def describe_certificate(pem: str) -> CertificateInfo:
         expires=certificate.not_valid_after_utc.replace(tzinfo=None),
         fingerprint=certificate.fingerprint(hashes.SHA256()).hex(":").upper(),
     )
+
+
+def source_problem(source_ip: str | None) -> str | None:
+    """Why a request from `source_ip` may not be taken as Daraja's (DARAJA_CALLBACK_IPS), or None."""
+    allowed = [ip.strip() for ip in current_app.config["DARAJA_CALLBACK_IPS"].split(",") if ip.strip()]
+    if allowed and source_ip not in allowed:
+        return f"source address {source_ip} is not on the Daraja allowlist"
+    return None

@@ -9,13 +9,13 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 
-from flask import current_app
 from sqlalchemy import bindparam, select, update
 
 from portal.extensions import db, single_statement
 from portal.models import Callback, Payment, PaymentStatus
 from portal.models.payment import ORPHANED
 from portal.services import inbox
+from portal.services.mpesa.client import source_problem
 from portal.services.mpesa.stk import (
     PaymentState,
     StkResult,
@@ -130,9 +130,9 @@ def _adopt(payment_id: int, checkout_id: str) -> None:
 
 
 def _trust_problem(item: inbox.Item, state: PaymentState, ref: str | None, stk: dict) -> str | None:
-    allowed = [ip.strip() for ip in current_app.config["DARAJA_CALLBACK_IPS"].split(",") if ip.strip()]
-    if allowed and item.source_ip not in allowed:
-        return f"source address {item.source_ip} is not on the Daraja allowlist"
+    problem = source_problem(item.source_ip)
+    if problem:
+        return problem
     if not (item.token_valid and ref == state.reference):
         return "no valid callback token"
     if _code(stk["ResultCode"]) == "0":
