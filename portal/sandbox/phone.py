@@ -11,6 +11,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 from portal.extensions import db
 from portal.models import SandboxSms, SandboxStkRequest
 from portal.sandbox.daraja import stk
+from portal.sandbox.daraja.schemas import MSISDN
 from portal.timeutil import as_nairobi, utcnow
 from portal.web.htmx import is_htmx
 
@@ -68,7 +69,7 @@ def read_screen(msisdn: str) -> Screen:
 
 
 def checked(msisdn: str) -> str:
-    if not stk.MSISDN.fullmatch(msisdn):
+    if not re.fullmatch(MSISDN, msisdn):
         abort(404)
     return msisdn
 

@@ -21,12 +21,11 @@ from portal.models import SandboxApp, SandboxB2CPayment
 from portal.queueing import enqueue
 from portal.sandbox import delivery
 from portal.sandbox.daraja import accounts, ids, initiators
-from portal.sandbox.daraja import fields as rules
-from portal.sandbox.daraja.errors import SimError
+from portal.sandbox.daraja.errors import SimError, invalid
+from portal.sandbox.daraja.schemas import B2cRequest
 from portal.timeutil import as_nairobi, utcnow
 
 MINIMUM = 10  # KES (reference §9.5)
-COMMANDS = ("BusinessPayment", "SalaryPayment", "PromotionPayment")
 PAID, INSUFFICIENT, BELOW_MINIMUM, BAD_INITIATOR = "paid", "insufficient", "below_minimum", "bad_initiator"
 LOST, QUEUE_TIMEOUT = "lost", "queue_timeout"  # paid, and nobody is told (or only of a timeout)
 SUFFIXES = {"0001": INSUFFICIENT, "9999": LOST, "9998": QUEUE_TIMEOUT}
@@ -45,38 +44,30 @@ INTERNAL_RESULT_URL = "https://internalsandbox.safaricom.co.ke/mpesa/b2cresults/
 WORKING_ACCOUNT_FUNDS = 900000.00  # the B2C working account is not modelled: a fixed figure
 
 
-def pay(body: dict, app: SandboxApp, version: str) -> SandboxB2CPayment:
-    """Validates and records a payout request (v3 requires OriginatorConversationID, unique per
-    app); its outcome is planned here and applied by resolve_and_call_back."""
-    originator = rules.text(body, "OriginatorConversationID", 64) if version == "v3" else None
-    initiator = rules.text(body, "InitiatorName", 64)
-    credential = rules.text(body, "SecurityCredential", 4096)
-    command = rules.choice(body, "CommandID", COMMANDS)
-    amount = rules.whole_amount(body)
-    party_a = rules.shortcode(body, "PartyA")
-    party_b = rules.msisdn(body, "PartyB")
-    remarks = rules.text(body, "Remarks", 100, low=2)
-    timeout_url = rules.url(body, "QueueTimeOutURL")
-    result_url = rules.url(body, "ResultURL")
-    spelling = "Occassion" if "Occassion" in body else "Occasion"  # Daraja's spelling; libraries send both
-    occasion = rules.text(body, spelling, 100, low=0, required=False)
+def pay(asked: B2cRequest, app: SandboxApp, version: str) -> SandboxB2CPayment:
+    """Records a payout request (v3 requires OriginatorConversationID, unique per app); its
+    outcome is planned here and applied by resolve_and_call_back."""
+    originator = asked.OriginatorConversationID if version == "v3" else None
+    if version == "v3" and originator is None:
+        raise invalid("OriginatorConversationID")
     if originator is not None and _taken(app, originator):
         raise _duplicate()
-    credential_ok = initiators.credential_is_valid(app, initiator, credential)
+    credential_ok = initiators.credential_is_valid(app, asked.InitiatorName, asked.SecurityCredential)
+    amount, party_b = asked.Amount, asked.PartyB
     delay = float(current_app.config["SANDBOX_CALLBACK_DELAY"])
     payout = SandboxB2CPayment(
         app_id=app.id,
         version=version,
         originator_conversation_id=originator or ids.legacy_originator_id(),
         conversation_id=ids.conversation_id(),
-        command_id=command,
+        command_id=asked.CommandID,
         amount=amount,
-        party_a=party_a,
+        party_a=asked.PartyA,
         party_b=party_b,
-        remarks=remarks,
-        occasion=occasion,
-        result_url=result_url,
-        timeout_url=timeout_url,
+        remarks=asked.Remarks,
+        occasion=asked.occasion,
+        result_url=asked.ResultURL,
+        timeout_url=asked.QueueTimeOutURL,
         planned=plan(amount, party_b, credential_ok),
         resolve_at=utcnow() + timedelta(seconds=delay),
     )

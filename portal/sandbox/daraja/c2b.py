@@ -18,35 +18,22 @@ from portal.models import SandboxApp, SandboxC2BPayment, SandboxC2BRegistration,
 from portal.queueing import enqueue
 from portal.sandbox import delivery
 from portal.sandbox.daraja import accounts, ids
-from portal.sandbox.daraja import fields as rules
 from portal.sandbox.daraja.errors import invalid, request_id_like_daraja
+from portal.sandbox.daraja.schemas import C2bRegisterRequest, C2bSimulateRequest
 from portal.timeutil import as_nairobi, utcnow
 
-RESPONSE_TYPES = ("Completed", "Cancelled")
 COMMANDS = {"CustomerPayBillOnline": "Pay Bill", "CustomerBuyGoodsOnline": "Buy Goods"}
-# Daraja refuses URLs with these words, and the usual tunnels and request testers (reference §6.1).
-FORBIDDEN_WORDS = ("m-pesa", "mpesa", "safaricom", "exe", "cmd", "sql", "query")  # "exe" covers "exec"
-FORBIDDEN_HOSTS = ("ngrok", "mockbin", "requestbin")
 PENDING, VALIDATING, COMPLETED, REJECTED, CANCELLED = "pending", "validating", "completed", "rejected", "cancelled"
 
 
-def _callback_url(body: dict, field: str) -> str:
-    url = rules.url(body, field)
-    lowered = url.lower()
-    if any(word in lowered for word in FORBIDDEN_WORDS + FORBIDDEN_HOSTS):
-        raise invalid(field)
-    return url
-
-
-def register(body: dict, app: SandboxApp, version: str) -> SandboxC2BRegistration:
+def register(asked: C2bRegisterRequest, app: SandboxApp, version: str) -> SandboxC2BRegistration:
     """Registers (or, as Daraja's sandbox allows, re-registers) `app`'s URLs for a shortcode."""
-    shortcode = rules.shortcode(body, "ShortCode")
-    response_type = rules.choice(body, "ResponseType", RESPONSE_TYPES)
+    shortcode = asked.ShortCode
     values = dict(
         version=version,
-        response_type=response_type,
-        confirmation_url=_callback_url(body, "ConfirmationURL"),
-        validation_url=_callback_url(body, "ValidationURL"),
+        response_type=asked.ResponseType,
+        confirmation_url=asked.ConfirmationURL,
+        validation_url=asked.ValidationURL,
         updated_at=utcnow(),
     )
     for _ in range(2):  # the second round updates the row a concurrent first registration made
@@ -65,14 +52,12 @@ def register(body: dict, app: SandboxApp, version: str) -> SandboxC2BRegistratio
     raise AssertionError("a registration row both exists and does not")
 
 
-def simulate(body: dict, app: SandboxApp) -> SandboxC2BPayment:
+def simulate(asked: C2bSimulateRequest, app: SandboxApp) -> SandboxC2BPayment:
     """A customer pays `Amount` to a shortcode; what `app` registered for it decides who is told."""
-    shortcode = rules.shortcode(body, "ShortCode")
-    command = rules.choice(body, "CommandID", tuple(COMMANDS))
-    amount = rules.whole_amount(body)
-    msisdn = rules.msisdn(body, "Msisdn")
+    shortcode, command = asked.ShortCode, asked.CommandID
     # The account typed by the customer: required for a paybill, absent (or null) for a till.
-    bill_ref = rules.text(body, "BillRefNumber", 20, required=command == "CustomerPayBillOnline")
+    if asked.BillRefNumber is None and command == "CustomerPayBillOnline":
+        raise invalid("BillRefNumber")
     registration = SandboxC2BRegistration.query.filter_by(app_id=app.id, shortcode=shortcode).first()
     delay = float(current_app.config["SANDBOX_CALLBACK_DELAY"])
     payment = SandboxC2BPayment(
@@ -81,9 +66,9 @@ def simulate(body: dict, app: SandboxApp) -> SandboxC2BPayment:
         originator_conversation_id=request_id_like_daraja(),
         shortcode=shortcode,
         command_id=command,
-        amount=amount,
-        msisdn=msisdn,
-        bill_ref=bill_ref,
+        amount=asked.Amount,
+        msisdn=asked.Msisdn,
+        bill_ref=asked.BillRefNumber,
         status=PENDING,
         resolve_at=utcnow() + timedelta(seconds=delay),
     )

@@ -14,11 +14,10 @@ from portal.models import SandboxApp, SandboxB2CPayment, SandboxC2BPayment, Sand
 from portal.queueing import enqueue
 from portal.sandbox import delivery
 from portal.sandbox.daraja import b2c, c2b, ids, initiators
-from portal.sandbox.daraja import fields as rules
 from portal.sandbox.daraja.errors import invalid
+from portal.sandbox.daraja.schemas import TransactionStatusRequest
 from portal.timeutil import as_nairobi, utcnow
 
-IDENTIFIER_TYPES = ("1", "2", "4")  # MSISDN, till number, organisation shortcode
 # The reference gives no answer for an unknown transaction; this is the code Daraja uses for an
 # unknown original transaction (reversal, reference §8.3).
 NOT_FOUND_CODE, NOT_FOUND_DESC = "R000002", "The OriginalTransactionID is invalid."
@@ -29,44 +28,24 @@ REASONS = {
 }
 
 
-def _optional_id(body: dict, field: str) -> str | None:
-    if body.get(field) in (None, ""):  # clients send the unused one empty
-        return None
-    return rules.text(body, field, 64)
-
-
-def query(body: dict, app: SandboxApp) -> SandboxStatusQuery:
-    initiator = rules.text(body, "Initiator", 64)
-    credential = rules.text(body, "SecurityCredential", 4096)
-    rules.choice(body, "CommandID", ("TransactionStatusQuery",))
-    transaction_id = _optional_id(body, "TransactionID")
-    original = _optional_id(body, "OriginalConversationID")
-    if original is None and "OriginalConversationID" not in body:  # the name some libraries use
-        original = _optional_id(body, "OriginatorConversationID")
-    if transaction_id is None and original is None:
+def query(asked: TransactionStatusRequest, app: SandboxApp) -> SandboxStatusQuery:
+    transaction_id, original = asked.TransactionID, asked.original
+    if transaction_id is None and original is None:  # nothing to look for
         raise invalid("TransactionID")
-    party_a = rules.party(body, "PartyA")
-    identifier = body.get("IdentifierType")
-    if isinstance(identifier, bool) or str(identifier) not in IDENTIFIER_TYPES:
-        raise invalid("IdentifierType")
-    result_url = rules.url(body, "ResultURL")
-    timeout_url = rules.url(body, "QueueTimeOutURL")
-    remarks = rules.text(body, "Remarks", 100, low=0, required=False)
-    occasion = rules.text(body, "Occasion", 100, low=0, required=False)
     delay = float(current_app.config["SANDBOX_CALLBACK_DELAY"])
     row = SandboxStatusQuery(
         app_id=app.id,
         originator_conversation_id=ids.legacy_originator_id(),
         conversation_id=ids.conversation_id(),
-        credential_ok=initiators.credential_is_valid(app, initiator, credential),
+        credential_ok=initiators.credential_is_valid(app, asked.Initiator, asked.SecurityCredential),
         transaction_id=transaction_id,
         original_conversation_id=original,
-        party_a=party_a,
-        identifier_type=str(identifier),
-        remarks=remarks,
-        occasion=occasion,
-        result_url=result_url,
-        timeout_url=timeout_url,
+        party_a=asked.PartyA,
+        identifier_type=asked.IdentifierType,
+        remarks=asked.Remarks,
+        occasion=asked.Occasion,
+        result_url=asked.ResultURL,
+        timeout_url=asked.QueueTimeOutURL,
         resolve_at=utcnow() + timedelta(seconds=delay),
     )
     db.session.add(row)

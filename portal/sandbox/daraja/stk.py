@@ -6,9 +6,8 @@ while its page is open; each prompt's callback is handed to the delivery module 
 
 import base64
 import logging
-import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import redis
 from flask import current_app
@@ -19,11 +18,10 @@ from portal.extensions import db, insert_loaded, loaded_after_commit
 from portal.models import SandboxApp, SandboxStkRequest
 from portal.queueing import enqueue, get_redis
 from portal.sandbox import delivery
-from portal.sandbox.daraja import fields as rules
 from portal.sandbox.daraja import ids
 from portal.sandbox.daraja.errors import SimError, invalid
 from portal.sandbox.daraja.errors import request_id_like_daraja as _request_id
-from portal.sandbox.daraja.fields import MSISDN
+from portal.sandbox.daraja.schemas import Credentials, StkPushRequest, StkQueryRequest
 from portal.timeutil import as_nairobi, utcnow
 
 log = logging.getLogger(__name__)
@@ -46,50 +44,16 @@ RESULTS = {
 SUFFIX_OUTCOMES = {"1032": 1032, "1037": 1037, "2001": 2001}
 
 
-# -- validation shared by push and query -----------------------------------------------
-def check_credentials(body: dict) -> str:
-    shortcode = str(body.get("BusinessShortCode", ""))
-    if not re.fullmatch(r"[0-9]{5,7}", shortcode):
-        raise invalid("BusinessShortCode")
-    timestamp = str(body.get("Timestamp", ""))
-    try:
-        if not re.fullmatch(r"[0-9]{14}", timestamp):  # strptime alone accepts unpadded fields
-            raise ValueError(timestamp)
-        datetime.strptime(timestamp, "%Y%m%d%H%M%S")
-    except ValueError:
-        raise invalid("Timestamp") from None
-    if not isinstance(body.get("Password"), str) or not body["Password"]:
-        raise invalid("Password")
-    passkey = SHORTCODES.get(shortcode)
+# -- checks that need the simulator's records --------------------------------------------
+def check_credentials(asked: Credentials) -> str:
+    """The shortcode, if it is one the simulator knows and the Password was made with its passkey."""
+    passkey = SHORTCODES.get(asked.BusinessShortCode)
     if passkey is None:
         raise SimError(500, "500.001.1001", "Merchant does not exist")
-    expected = base64.b64encode(f"{shortcode}{passkey}{timestamp}".encode()).decode()
-    if not secrets.compare_digest(expected.encode(), body["Password"].encode()):
+    expected = base64.b64encode(f"{asked.BusinessShortCode}{passkey}{asked.Timestamp}".encode())
+    if not secrets.compare_digest(expected, asked.Password.encode()):
         raise SimError(500, "500.001.1001", "Wrong credentials")
-    return shortcode
-
-
-def validate_push(body: dict) -> dict:
-    shortcode = check_credentials(body)
-    if body.get("TransactionType") not in ("CustomerPayBillOnline", "CustomerBuyGoodsOnline"):
-        raise invalid("TransactionType")
-    amount = rules.whole_amount(body)
-    for field in ("PartyA", "PhoneNumber"):
-        if not MSISDN.fullmatch(str(body.get(field, ""))):
-            raise invalid(field)
-    if not re.fullmatch(r"[0-9]{5,7}", str(body.get("PartyB", ""))):
-        raise invalid("PartyB")
-    url = rules.url(body, "CallBackURL")
-    reference = rules.text(body, "AccountReference", 12)
-    desc = rules.text(body, "TransactionDesc", 13, low=0, required="TransactionDesc" in body)
-    return {
-        "shortcode": shortcode,
-        "amount": amount,
-        "phone": str(body["PhoneNumber"]),
-        "callback_url": url,
-        "account_reference": reference,
-        "description": desc or "",
-    }
+    return asked.BusinessShortCode
 
 
 # -- STK push, query and resolution -------------------------------------------------------
@@ -124,25 +88,25 @@ def prompt_timeout() -> float:
     return float(current_app.config["SANDBOX_PROMPT_TIMEOUT"])
 
 
-def push(body: dict, app: SandboxApp | None = None) -> SandboxStkRequest:
+def push(asked: StkPushRequest, app: SandboxApp | None = None) -> SandboxStkRequest:
     """Opens a prompt on the subscriber's phone for `app`'s business. With the phone's page open
     the person answers it (or it times out with 1037); otherwise the phone suffix decides."""
-    fields = validate_push(body)
+    shortcode = check_credentials(asked)
     now = utcnow()
-    phone = fields["phone"]
+    phone = asked.PhoneNumber
     interactive = is_attended(phone)
     delay = prompt_timeout() if interactive else float(current_app.config["SANDBOX_CALLBACK_DELAY"])
-    planned = TIMED_OUT if interactive else planned_outcome(phone, fields["amount"])
+    planned = TIMED_OUT if interactive else planned_outcome(phone, asked.Amount)
     fields = dict(
         checkout_request_id=_checkout_request_id(phone),
         merchant_request_id=_request_id(),
-        shortcode=fields["shortcode"],
+        shortcode=shortcode,
         phone=phone,
         open_phone=phone,
-        amount=fields["amount"],
-        account_reference=fields["account_reference"],
-        description=fields["description"],
-        callback_url=fields["callback_url"],
+        amount=asked.Amount,
+        account_reference=asked.AccountReference,
+        description=asked.TransactionDesc,
+        callback_url=asked.CallBackURL,
         planned_code=planned,
         interactive=interactive,
         business_name=app.name if app is not None else None,
@@ -204,10 +168,9 @@ _COUNT_QUERY = (
 )
 
 
-def query(body: dict) -> SandboxStkRequest:
-    check_credentials(body)
-    checkout_id = body.get("CheckoutRequestID")
-    req = SandboxStkRequest.query.filter_by(checkout_request_id=str(checkout_id or "")).first()
+def query(asked: StkQueryRequest) -> SandboxStkRequest:
+    check_credentials(asked)
+    req = SandboxStkRequest.query.filter_by(checkout_request_id=asked.CheckoutRequestID).first()
     if req is None:
         raise invalid("CheckoutRequestID")
     # Counted, so tests can see how often Daraja was asked about a payment (its spike arrest would).

@@ -1,7 +1,8 @@
 """The Daraja simulator's HTTP face: Daraja's paths, shapes and error envelopes (OAuth, M-Pesa
 Express, C2B v1/v2, B2C v1/v3, Transaction Status)."""
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import BaseModel, ValidationError
 
 from portal import openapi
 from portal.sandbox import faults
@@ -22,6 +23,7 @@ from portal.sandbox.daraja.schemas import (
     StkQueryRequest,
     Token,
     TransactionStatusRequest,
+    parse,
 )
 
 bp = Blueprint("sandbox_daraja", __name__, url_prefix="/sandbox/daraja")
@@ -63,11 +65,13 @@ def _sim_error(exc: SimError):
 faults.install_api_faults(bp, render_error)
 
 
-def _json_body() -> dict:
+def _asked() -> BaseModel:
+    """The request's JSON object, validated by the model its operation declares: the document's
+    description of a simulator route is, by construction, what the simulator enforces."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise SimError(400, "400.002.05", "Invalid Request Payload")
-    return body
+    return parse(openapi.operation_of(current_app, request.url_rule).body, body)
 
 
 @openapi.operation(
@@ -78,8 +82,10 @@ def _json_body() -> dict:
 )
 @bp.get("/oauth/v1/generate")
 def oauth():
-    if request.args.get("grant_type") != "client_credentials":
-        raise SimError(400, "400.008.02", "Invalid grant type passed")
+    try:
+        openapi.operation_of(current_app, request.url_rule).query.model_validate(request.args.to_dict())
+    except ValidationError:
+        raise SimError(400, "400.008.02", "Invalid grant type passed") from None
     token = apps.issue_token(request.headers.get("Authorization"))
     return jsonify(access_token=token.token, expires_in=str(apps.TOKEN_LIFETIME - 1))
 
@@ -88,7 +94,7 @@ def oauth():
 @bp.post("/mpesa/stkpush/v1/processrequest")
 def stk_push():
     app = apps.check_bearer(request.headers.get("Authorization"))
-    req = stk.push(_json_body(), app)
+    req = stk.push(_asked(), app)
     message = "Success. Request accepted for processing"
     return jsonify(
         MerchantRequestID=req.merchant_request_id,
@@ -103,7 +109,7 @@ def stk_push():
 @bp.post("/mpesa/stkpushquery/v1/query")
 def stk_query():
     apps.check_bearer(request.headers.get("Authorization"))
-    req = stk.query(_json_body())
+    req = stk.query(_asked())
     return jsonify(
         ResponseCode="0",
         ResponseDescription="The service request has been accepted successsfully",
@@ -128,7 +134,7 @@ def _version() -> str:
 def c2b_register():
     version = _version()
     app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
-    c2b.register(_json_body(), app, version)
+    c2b.register(_asked(), app, version)
     # Daraja's key really is misspelled, in both C2B answers (reference §6.1).
     return jsonify(OriginatorCoversationID=request_id_like_daraja(), ResponseCode="0", ResponseDescription="Success")
 
@@ -140,7 +146,7 @@ def c2b_register():
 @bp.post("/mpesa/c2b/v2/simulate")
 def c2b_simulate():
     app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
-    payment = c2b.simulate(_json_body(), app)
+    payment = c2b.simulate(_asked(), app)
     return jsonify(
         OriginatorCoversationID=payment.originator_conversation_id,
         ResponseCode="0",
@@ -155,7 +161,7 @@ def c2b_simulate():
 def b2c_payment():
     version = _version()
     app = apps.check_bearer(request.headers.get("Authorization"), family="b2c")
-    payout = b2c.pay(_json_body(), app, version)
+    payout = b2c.pay(_asked(), app, version)
     return jsonify(
         ConversationID=payout.conversation_id,
         OriginatorConversationID=payout.originator_conversation_id,
@@ -170,7 +176,7 @@ def b2c_payment():
 @bp.post("/mpesa/transactionstatus/v1/query")
 def transaction_status():
     app = apps.check_bearer(request.headers.get("Authorization"), family="c2b")
-    asked = status.query(_json_body(), app)
+    asked = status.query(_asked(), app)
     return jsonify(
         OriginatorConversationID=asked.originator_conversation_id,
         ConversationID=asked.conversation_id,

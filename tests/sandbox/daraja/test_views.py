@@ -2,6 +2,7 @@
 
 import requests
 
+from portal import openapi
 from tests.sandbox.support import (
     assert_envelope,
     each,
@@ -64,3 +65,21 @@ def test_a_wrong_method_elsewhere_is_not_in_darajas_envelope(live_server):
     answer = requests.delete(f"{live_server}/login", timeout=10)
     assert answer.status_code == 405
     assert "errorCode" not in answer.text
+
+
+def test_every_simulator_route_enforces_the_model_the_document_shows(app, business):
+    """The OpenAPI document's request model of each simulator route is what validates it: an
+    empty body is refused naming the first field that route's documented model requires."""
+    doc = openapi.document(app)
+    prefix = "/sandbox/daraja"
+    routes = {path: ops["post"] for path, ops in doc["paths"].items() if path.startswith(prefix) and "post" in ops}
+    assert len(routes) == 9  # push, query, C2B register and simulate (v1, v2), B2C (v1, v3), status
+
+    def check(path):
+        model = routes[path]["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        first = doc["components"]["schemas"][model]["required"][0]
+        assert_envelope(
+            business.post(path.removeprefix(prefix), {}), 400, "400.002.02", f"Bad Request - Invalid {first}"
+        )
+
+    each(sorted(routes), check)
