@@ -20,6 +20,7 @@ from portal.models.sandbox_business import (
     SandboxShortcode,
     SandboxStatusQuery,
 )
+from portal.models.water import Otp, OtpStatus, Station
 
 __all__ = [
     "ApiKey",
@@ -30,6 +31,8 @@ __all__ = [
     "InternetPackage",
     "IspClient",
     "Merchant",
+    "Otp",
+    "OtpStatus",
     "Payment",
     "PaymentEvent",
     "PaymentStatus",
@@ -45,5 +48,6 @@ __all__ = [
     "SandboxStatusQuery",
     "SandboxStkRequest",
     "SandboxToken",
+    "Station",
     "User",
 ]
