@@ -172,6 +172,13 @@ class Config(BaseSettings):
     EVENTS_MAX_STREAMS: int = Field(16, ge=0)
     # Seconds a client waits before reconnecting: the streams' `retry:` hint and the 503's Retry-After.
     EVENTS_RETRY: int = Field(3, ge=1)
+    # Water OTPs: minutes a code stays usable once issued, and wrong codes before it is blocked.
+    OTP_EXPIRY_MINUTES: int = Field(10, ge=1)
+    OTP_MAX_ATTEMPTS: int = Field(3, ge=1)
+    # Key of the HMAC under which OTP codes are stored; derived from SECRET_KEY when unset.
+    OTP_HMAC_KEY: str = ""
+    # Seconds a station may dispense (OTP in_progress) before the sweeper takes it as finished.
+    OTP_DISPENSE_TIMEOUT: float = Field(1800.0, gt=0)
     # Largest request body in bytes; bigger ones are refused with 413 before they are read.
     MAX_CONTENT_LENGTH: int = Field(65536, gt=0)
     # werkzeug method for portal passwords (tests use a cheap one).
@@ -195,6 +202,8 @@ class Config(BaseSettings):
             self.SANDBOX = not production
         if not self.ENCRYPTION_KEY:
             self.ENCRYPTION_KEY = derive_fernet_key(self.SECRET_KEY)
+        if not self.OTP_HMAC_KEY:
+            self.OTP_HMAC_KEY = hashlib.sha256(b"portal-otp:" + self.SECRET_KEY.encode()).hexdigest()
         url = self.SQLALCHEMY_DATABASE_URI or "sqlite:///" + os.path.join(INSTANCE_PATH, "portal.db")
         if url.startswith("postgres://"):  # Heroku-style scheme SQLAlchemy no longer accepts
             url = "postgresql://" + url.removeprefix("postgres://")

@@ -5,7 +5,7 @@ spent, becomes a dead letter; one that raises queueing.Permanent becomes one at 
 
 from portal.providers.daraja import DarajaError
 from portal.queueing import Permanent
-from portal.services import errors, mpesa, sweeper
+from portal.services import errors, mpesa, otps, sweeper
 from portal.services.mpesa import b2c
 
 # What each job does, in a merchant's words (the dead-letter pages and API show it).
@@ -13,6 +13,7 @@ TITLES = {
     "query_stk_payment": "Ask M-Pesa for the result of an STK push",
     "send_payout": "Send a B2C payout to M-Pesa",
     "ask_payout_status": "Ask M-Pesa (Transaction Status) about a payout",
+    "water_issue_otp": "Issue a paid water customer's OTP and send it by SMS",
     "sweep": "Sweep for lost work",
     "sandbox_resolve_stk": "Sandbox: answer an STK prompt",
     "sandbox_deliver": "Sandbox: deliver a callback",
@@ -41,6 +42,11 @@ def send_payout(payment_id: int) -> str:
 def ask_payout_status(payment_id: int) -> str:
     """Asks Transaction Status about a payout's latest attempt."""
     return b2c.ask_status_job(payment_id)
+
+
+def water_issue_otp(payment_id: int) -> str:
+    """Issues a completed water payment's OTP and queues its SMS, once however often it runs."""
+    return otps.issue_after_completion(payment_id)
 
 
 def sweep() -> dict:

@@ -4,7 +4,7 @@ PaymentEvent, so concurrent and duplicate results apply exactly once.
 Final states do not move, except a success for a timed-out or cancelled payment (the
 customer paid); whoever asks for that must have had the provider confirm it first
 (services/mpesa.py). Later work hears of every transition through `subscribe`: each carries
-its PaymentEvent's id and the payment's reference, kind and amount, read by the statements
+its PaymentEvent's id and the payment's reference, kind, amount and API, read by the statements
 that made it (no statement of their own).
 """
 
@@ -38,6 +38,7 @@ class Transition:
     kind: str
     amount: int  # minor units
     currency: str
+    api: str  # the dialect that created the payment
     at: datetime  # the event's created_at (naive UTC)
 
 
@@ -45,7 +46,7 @@ class Transition:
 _PAYMENTS, _EVENTS = Payment.__table__, PaymentEvent.__table__
 _STATUS = select(_PAYMENTS.c.status).where(_PAYMENTS.c.id == bindparam("_id"))
 # What a transition tells its listeners about the payment, returned by the statement that moved it.
-_DESCRIBED = (_PAYMENTS.c.reference, _PAYMENTS.c.kind, _PAYMENTS.c.amount, _PAYMENTS.c.currency)
+_DESCRIBED = (_PAYMENTS.c.reference, _PAYMENTS.c.kind, _PAYMENTS.c.amount, _PAYMENTS.c.currency, _PAYMENTS.c.api)
 _CAS = (
     update(_PAYMENTS)
     .where(_PAYMENTS.c.id == bindparam("_id"), _PAYMENTS.c.status == bindparam("_known"))
@@ -131,6 +132,7 @@ def create_payment(source: str, detail: str, **fields) -> Payment:
             p.kind,
             p.amount,
             p.currency,
+            p.api,
             p.created_at,
         )
     )
