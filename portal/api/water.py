@@ -84,7 +84,7 @@ def _rate_limit_headers(response):
         response.headers["X-RateLimit-Remaining"] = str(current.remaining)
         response.headers["X-RateLimit-Reset"] = str(current.reset_at)  # Unix seconds
         if response.status_code == 429:
-            response.headers["Retry-After"] = str(max(1, current.reset_at - int(time.time())))
+            response.headers["Retry-After"] = str(max(1, int(current.reset_at - time.time())))
     return response
 
 

@@ -95,7 +95,8 @@ def quote(pricing: WaterPricing, requested: int) -> Quote:
     amount = liters * price
     if not low <= amount <= high:
         raise AmountRefused(
-            f"Amount out of range: KES {requested:,} is KES {amount:,} in whole liters ({liters:,} liters), "
+            f"Amount out of range: KES {requested:,} is KES {amount:,} in whole liters "
+            f"({liters:,} liter{'' if liters == 1 else 's'}), "
             f"outside KES {low:,} to KES {high:,}"
         )
     return Quote(requested, amount, liters, price, pricing.currency, pricing.rounding)
