@@ -24,7 +24,12 @@ SHOWN_PREFIX = 12  # characters of a key kept in clear, so a merchant can tell k
 
 
 class StationInputError(ValueError):
-    """A value that cannot be used; the message is meant for the person who typed it."""
+    """A value that cannot be used; the message is meant for the person who typed it, `field`
+    names the value (code, name, location, pulses_per_liter)."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
 
 
 class StationChanged(RuntimeError):
@@ -44,7 +49,8 @@ def clean_code(raw) -> str:
     if not CODE.fullmatch(code):
         raise StationInputError(
             "The station code is 1 to 32 letters, digits, dashes or underscores, starting with a letter "
-            "or digit (for example STATION001)."
+            "or digit (for example STATION001).",
+            "code",
         )
     return code
 
@@ -52,18 +58,26 @@ def clean_code(raw) -> str:
 def _text(raw, what: str, longest: int, *, required: bool) -> str:
     value = raw.strip() if isinstance(raw, str) else ""
     if required and not value:
-        raise StationInputError(f"Give the station a {what}.")
+        raise StationInputError(f"Give the station a {what}.", what)
     if len(value) > longest:
-        raise StationInputError(f"Keep the station's {what} to {longest} characters or fewer.")
+        raise StationInputError(f"Keep the station's {what} to {longest} characters or fewer.", what)
     if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
-        raise StationInputError(f"The station's {what} must be on one line, without control characters.")
+        raise StationInputError(f"The station's {what} must be on one line, without control characters.", what)
     return value
 
 
 def clean_pulses(raw) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_PULSES:
-        raise StationInputError(f"Pulses per liter is a whole number from 1 to {MAX_PULSES:,}.")
+        raise StationInputError(f"Pulses per liter is a whole number from 1 to {MAX_PULSES:,}.", "pulses_per_liter")
     return raw
+
+
+def _details(name, location, pulses_per_liter) -> dict:
+    return {
+        "name": _text(name, "name", MAX_NAME, required=True),
+        "location": _text(location, "location", MAX_LOCATION, required=False),
+        "pulses_per_liter": clean_pulses(pulses_per_liter),
+    }
 
 
 def stations_of(merchant_id: int) -> list[Station]:
@@ -85,13 +99,9 @@ def create_station(
 ) -> tuple[Station, str]:
     """Adds an active station and commits; returns it and its key in clear (shown once)."""
     code = clean_code(code)
-    fields = {
-        "name": _text(name, "name", MAX_NAME, required=True),
-        "location": _text(location, "location", MAX_LOCATION, required=False),
-        "pulses_per_liter": clean_pulses(pulses_per_liter),
-    }
+    fields = _details(name, location, pulses_per_liter)
     if station_by_code(merchant_id, code) is not None:
-        raise StationInputError(f"You already have a station with code {code}.")
+        raise StationInputError(f"You already have a station with code {code}.", "code")
     key = key or generate_key()
     station = Station(merchant_id=merchant_id, code=code, active=True, **fields, **_key_columns(key))
     db.session.add(station)
@@ -99,15 +109,16 @@ def create_station(
         db.session.commit()
     except IntegrityError:  # the same code, added by someone else a moment ago
         db.session.rollback()
-        raise StationInputError(f"You already have a station with code {code}.") from None
+        raise StationInputError(f"You already have a station with code {code}.", "code") from None
     return station, key
 
 
 def update_station(station: Station, *, name, location, pulses_per_liter) -> None:
-    """Renames the station, moves it, or sets its meter's pulses per liter; commits. Its code and key stay."""
-    station.name = _text(name, "name", MAX_NAME, required=True)
-    station.location = _text(location, "location", MAX_LOCATION, required=False)
-    station.pulses_per_liter = clean_pulses(pulses_per_liter)
+    """Renames the station, moves it, or sets its meter's pulses per liter; commits. Its code and
+    key stay. Every value is checked before any is changed."""
+    fields = _details(name, location, pulses_per_liter)
+    for column, value in fields.items():
+        setattr(station, column, value)
     db.session.commit()
 
 
@@ -153,7 +164,7 @@ def recent_dispenses(station: Station, limit: int = 20) -> list[tuple[Otp, str]]
         db.session.query(Otp, Payment.reference)
         .join(Payment, Payment.id == Otp.payment_id)
         .filter(Otp.merchant_id == station.merchant_id, Otp.station_id == station.id)
-        .order_by(Otp.verified_at.desc(), Otp.id.desc())
+        .order_by(db.func.coalesce(Otp.verified_at, Otp.updated_at).desc(), Otp.id.desc())
         .limit(limit)
         .all()
     )
