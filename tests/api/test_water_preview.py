@@ -183,3 +183,15 @@ def test_answers_carry_the_rate_limit_and_the_budget_runs_out_per_ip(app, kiosk,
 def test_the_budget_is_a_hundred_per_fifteen_minutes_by_default(app, kiosk, limits_on):
     answer = kiosk.post(PREVIEW, json={"amount": 52})
     assert answer.headers["X-RateLimit-Limit"] == "100" and answer.headers["X-RateLimit-Remaining"] == "99"
+
+
+def test_errors_under_the_water_paths_are_in_the_documents_format(app, accounts):
+    client = app.test_client()
+    key = {"Authorization": f"Bearer {accounts['station']['key']}"}
+    too_big = client.post(PREVIEW, json={"amount": 52, "x": "a" * 70_000}, headers=key)
+    wrong_method = client.get(PREVIEW, headers=key)
+    unknown = client.get("/api/otp/no-such-route", headers=key)
+    for answer, status in ((too_big, 413), (wrong_method, 405), (unknown, 404)):
+        body = answer.get_json()
+        assert answer.status_code == status and body["success"] is False and body["error"] and body["message"]
+    assert set(wrong_method.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
