@@ -88,7 +88,7 @@ def _rate_limit_headers(response):
     return response
 
 
-def serialise_quote(sale: water_pricing.Quote) -> dict:
+def serialise_preview(sale: water_pricing.Preview) -> dict:
     return {
         "requestedAmount": sale.requested_amount,
         "amount": sale.amount,
@@ -110,10 +110,10 @@ def serialise_quote(sale: water_pricing.Quote) -> dict:
 def preview():
     form = envelope.parse_body(schemas.WaterPreview)
     try:
-        sale = water_pricing.quote(water_pricing.pricing_of(g.merchant), form.amount)
+        sale = water_pricing.preview(water_pricing.pricing_of(g.merchant), form.amount)
     except water_pricing.AmountRefused as exc:
         return envelope.fail(400, str(exc), "INVALID_AMOUNT")
-    return envelope.ok(serialise_quote(sale), "Payment preview generated")
+    return envelope.ok(serialise_preview(sale), "Payment preview generated")
 
 
 DIALECT = register(

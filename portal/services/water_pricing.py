@@ -1,9 +1,9 @@
 """Water pricing per merchant: what a liter costs, how a requested amount is rounded to whole
 liters, and the smallest and largest sale. Kept in `Merchant.settings["water_pricing"]`,
-always through `WaterPricing`, which refuses what cannot be sold; `quote` is the one rule
+always through `WaterPricing`, which refuses what cannot be sold; `preview` is the one rule
 that turns a requested amount into what is charged, for the preview and the payment alike.
 
-`quote` raises AmountRefused, whose message is meant for the customer at the kiosk."""
+`preview` raises AmountRefused, whose message is meant for the customer at the kiosk."""
 
 from dataclasses import dataclass
 from typing import Literal
@@ -57,7 +57,7 @@ class WaterPricing(BaseModel):
 
 
 @dataclass(frozen=True)
-class Quote:
+class Preview:
     """What a requested amount buys: `amount` (KES) is what is charged, for `liters` liters."""
 
     requested_amount: int
@@ -83,7 +83,7 @@ def whole_liters(amount: int, price: int, rounding: str) -> int:
     return liters + (1 if 2 * rest >= price else 0)
 
 
-def quote(pricing: WaterPricing, requested: int) -> Quote:
+def preview(pricing: WaterPricing, requested: int) -> Preview:
     """The sale of `requested` whole KES: refused (AmountRefused) outside the merchant's range,
     when it buys no whole liter, or when rounding carries the charge outside the range."""
     low, high, price = pricing.min_amount, pricing.max_amount, pricing.price_per_liter
@@ -99,7 +99,7 @@ def quote(pricing: WaterPricing, requested: int) -> Quote:
             f"({liters:,} liter{'' if liters == 1 else 's'}), "
             f"outside KES {low:,} to KES {high:,}"
         )
-    return Quote(requested, amount, liters, price, pricing.currency, pricing.rounding)
+    return Preview(requested, amount, liters, price, pricing.currency, pricing.rounding)
 
 
 def pricing_of(merchant: Merchant) -> WaterPricing:

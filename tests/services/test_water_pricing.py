@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from portal.extensions import db
 from portal.models import Merchant
-from portal.services.water_pricing import AmountRefused, WaterPricing, pricing_of, quote, save_pricing
+from portal.services.water_pricing import AmountRefused, WaterPricing, preview, pricing_of, save_pricing
 
 DEFAULT = WaterPricing()
 
@@ -31,7 +31,7 @@ DEFAULT = WaterPricing()
     ],
 )
 def test_an_amount_buys_whole_liters(pricing, requested, amount, liters, difference):
-    sale = quote(pricing, requested)
+    sale = preview(pricing, requested)
     assert (sale.requested_amount, sale.amount, sale.liters, sale.difference) == (requested, amount, liters, difference)
     assert (sale.price_per_liter, sale.currency, sale.rounding) == (pricing.price_per_liter, "KES", pricing.rounding)
 
@@ -61,7 +61,7 @@ def test_an_amount_buys_whole_liters(pricing, requested, amount, liters, differe
 )
 def test_amounts_that_cannot_be_sold_are_refused_in_words(pricing, requested, words):
     with pytest.raises(AmountRefused) as refused:
-        quote(pricing, requested)
+        preview(pricing, requested)
     assert str(refused.value).startswith(words)
 
 
