@@ -1,4 +1,5 @@
-"""Flask commands: seed-demo, merchant create, apikey create, isp (clients and packages), sweep, serve."""
+"""Flask commands: seed-demo, merchant create, apikey create, isp (clients and packages), station
+(water stations and their keys), sweep, serve."""
 
 import json
 import signal
@@ -10,7 +11,7 @@ from flask.cli import with_appcontext
 
 from portal.extensions import db
 from portal.models import ApiKey, IspClient, User
-from portal.services import isp, merchants
+from portal.services import isp, merchants, stations
 
 
 def init_app(app: Flask) -> None:
@@ -18,6 +19,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(merchant_group)
     app.cli.add_command(apikey_group)
     app.cli.add_command(isp_group)
+    app.cli.add_command(station_group)
     app.cli.add_command(sweep)
     app.cli.add_command(serve)
 
@@ -34,11 +36,14 @@ def seed_demo(as_json: bool):
         click.echo(json.dumps(accounts))
         return
     demo_isp = accounts.pop("isp")
+    demo_stations = [accounts.pop(label) for label in merchants.DEMO_STATIONS]
     for label, acc in accounts.items():
         click.echo(f"{label}: {acc['name']}\n  login:   {acc['email']} / {acc['password']}")
         click.echo(f"  API key: {acc['api_key']}")
     click.echo(f"isp (merchant): client_id {demo_isp['client_id']} (inactive: {demo_isp['inactive_client_id']})")
     click.echo(f"  package_id {demo_isp['package_id']} (KES {demo_isp['package_price']})")
+    for station in demo_stations:
+        click.echo(f"station {station['id']} (merchant): key {station['key']}")
 
 
 @click.group("merchant")
@@ -161,6 +166,80 @@ def isp_package_list(email):
     for package in isp.packages_of(_merchant_id(email)):
         status = "active  " if package.active else "inactive"
         click.echo(f"{package.id}  {status}  KES {package.price // 100:>7,}  {package.name}")
+
+
+@click.group("station")
+def station_group():
+    """Manage a merchant's water stations and their keys."""
+
+
+def _station(email: str, code: str):
+    station = stations.station_by_code(_merchant_id(email), code)
+    if station is None:
+        raise click.ClickException(f"the merchant of {email} has no station {code}")
+    return station
+
+
+@station_group.command("create")
+@click.option("--email", required=True, help="A portal user of the merchant.")
+@click.option("--code", required=True, help="What requests name the station by, e.g. STATION001.")
+@click.option("--name", required=True)
+@click.option("--location", default="")
+@click.option("--pulses-per-liter", type=int, default=stations.DEFAULT_PULSES_PER_LITER, show_default=True)
+@with_appcontext
+def station_create(email, code, name, location, pulses_per_liter):
+    """Create an active station; its key is printed once."""
+    try:
+        _row, key = stations.create_station(_merchant_id(email), code, name, location, pulses_per_liter)
+    except stations.StationInputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(key)
+
+
+@station_group.command("list")
+@click.option("--email", required=True, help="A portal user of the merchant.")
+@with_appcontext
+def station_list(email):
+    """List the merchant's stations: code, status, key prefix, pulses per liter, name."""
+    for station in stations.stations_of(_merchant_id(email)):
+        status = "active  " if station.active else "disabled"
+        click.echo(f"{station.code}  {status}  {station.key_prefix}…  {station.pulses_per_liter:>6}  {station.name}")
+
+
+@station_group.command("rotate")
+@click.argument("code")
+@click.option("--email", required=True, help="A portal user of the merchant.")
+@with_appcontext
+def station_rotate(code, email):
+    """Give a station a new key, printed once; the old one is refused from now on."""
+    try:
+        click.echo(stations.rotate_key(_station(email, code)))
+    except stations.StationChanged as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _switch(code: str, email: str, active: bool) -> None:
+    station = _station(email, code)
+    stations.set_active(station, active)
+    click.echo(f"station {station.code} ({station.name}) {'enabled' if active else 'disabled'}")
+
+
+@station_group.command("disable")
+@click.argument("code")
+@click.option("--email", required=True, help="A portal user of the merchant.")
+@with_appcontext
+def station_disable(code, email):
+    """Disable a station: its key is refused until it is enabled again."""
+    _switch(code, email, False)
+
+
+@station_group.command("enable")
+@click.argument("code")
+@click.option("--email", required=True, help="A portal user of the merchant.")
+@with_appcontext
+def station_enable(code, email):
+    """Enable a disabled station: its key works again."""
+    _switch(code, email, True)
 
 
 @click.command("sweep")

@@ -136,6 +136,8 @@ class Config(BaseSettings):
     LOGIN_RATE_LIMIT: str = "10 per minute"
     # Isp API: requests per client_id (per IP when the body names no well-formed one), both routes together.
     ISP_RATE_LIMIT: str = "100 per minute"
+    # Water API: requests per IP on every route a kiosk or client calls (answers carry X-RateLimit-*).
+    WATER_RATE_LIMIT: str = "100 per 15 minutes"
     # Seconds: a status check asks Daraja (STK query) about a payment at most once per this window,
     # however often clients poll; the polls in between are answered from the database.
     STATUS_QUERY_EVERY: float = Field(5.0, gt=0)
@@ -239,8 +241,8 @@ class Config(BaseSettings):
             "WTF_CSRF_TIME_LIMIT": None,
             "RATELIMIT_STORAGE_URI": self.REDIS_URL or "memory://",
             # X-RateLimit-* headers cost two more Redis round trips per limited request (a sixth
-            # of an initiation's CPU with the counts themselves); no API served today documents
-            # them. The water document does: its routes will set them themselves.
+            # of an initiation's CPU with the counts themselves); only the water document has
+            # them, and its routes set them themselves (api/water.py).
             "RATELIMIT_HEADERS_ENABLED": False,
         }
 

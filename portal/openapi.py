@@ -25,6 +25,11 @@ SECURITY_SCHEMES = {
         "scheme": "bearer",
         "description": "A merchant's API key (portal: API keys, or `flask apikey create`)",
     },
+    "station_key": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A water station's key (portal: Stations, or `flask station create`)",
+    },
     "daraja_basic": {
         "type": "http",
         "scheme": "basic",
@@ -36,6 +41,8 @@ SECURITY_SCHEMES = {
         "description": "An access token from the simulator's OAuth",
     },
 }
+# auth= for the water routes a kiosk calls: a station's key, or a merchant's API key (either one)
+STATION = ("station_key", "api_key")
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -67,7 +74,7 @@ class Operation:
     query: type[BaseModel] | None = None
     headers: type[BaseModel] | None = None
     path: type[BaseModel] | None = None
-    auth: str | None = None  # None: the blueprint's
+    auth: str | tuple[str, ...] | None = None  # None: the blueprint's; a tuple: any one of these
     tags: tuple[str, ...] = ()
     description: str = ""
 
@@ -78,7 +85,7 @@ class Section:
 
     tag: str
     description: str
-    auth: str = PUBLIC
+    auth: str | tuple[str, ...] = PUBLIC
     responses: dict[int, Answer] = field(default_factory=dict)
 
 
@@ -89,12 +96,21 @@ def _answer(value) -> Answer:
     return value if isinstance(value, Answer) else Answer(value)
 
 
-def _known(auth: str) -> None:
-    if auth != PUBLIC and auth not in SECURITY_SCHEMES:
-        raise ValueError(f"auth must be openapi.PUBLIC or one of {sorted(SECURITY_SCHEMES)}, not {auth!r}")
+def _schemes(auth: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The security schemes any one of which opens a route (none for a public one)."""
+    return () if auth == PUBLIC else (auth,) if isinstance(auth, str) else auth
 
 
-def section(bp: Blueprint, tag: str, description: str, auth: str = PUBLIC, responses: dict | None = None) -> None:
+def _known(auth: str | tuple[str, ...]) -> None:
+    if auth != PUBLIC and (not _schemes(auth) or not set(_schemes(auth)) <= set(SECURITY_SCHEMES)):
+        raise ValueError(
+            f"auth must be openapi.PUBLIC, one of {sorted(SECURITY_SCHEMES)} or a tuple of them, not {auth!r}"
+        )
+
+
+def section(
+    bp: Blueprint, tag: str, description: str, auth: str | tuple[str, ...] = PUBLIC, responses: dict | None = None
+) -> None:
     """Declares what `bp`'s routes share. `responses` are answers any of them may give (401 is
     dropped from public routes)."""
     _known(auth)
@@ -109,7 +125,7 @@ def operation(
     query: type[BaseModel] | None = None,
     headers: type[BaseModel] | None = None,
     path: type[BaseModel] | None = None,
-    auth: str | None = None,
+    auth: str | tuple[str, ...] | None = None,
     tags: tuple[str, ...] = (),
     description: str = "",
 ):
@@ -291,7 +307,7 @@ def _operation(rule: Rule, op: Operation, sec: Section | None, method: str, oper
     entry["responses"] = {
         str(status): _response(status, answer, ref) for status, answer in sorted(answers.items()) if answer
     }
-    entry["security"] = [] if auth == PUBLIC else [{auth: []}]
+    entry["security"] = [{scheme: []} for scheme in _schemes(auth)]
     return entry
 
 

@@ -56,6 +56,7 @@ FROM_ENV = {
     "GATEWAY_RATE_LIMIT": ("GATEWAY_RATE_LIMIT", "7 per minute", "7 per minute"),
     "LOGIN_RATE_LIMIT": ("LOGIN_RATE_LIMIT", "3 per minute", "3 per minute"),
     "ISP_RATE_LIMIT": ("ISP_RATE_LIMIT", "7 per minute", "7 per minute"),
+    "WATER_RATE_LIMIT": ("WATER_RATE_LIMIT", "9 per 15 minutes", "9 per 15 minutes"),
     "STATUS_QUERY_EVERY": ("STATUS_QUERY_EVERY", "12", 12.0),
     "JOB_RETRIES": ("JOB_RETRIES", "3", 3),
     "JOB_RETRY_BASE": ("JOB_RETRY_BASE", "0.5", 0.5),

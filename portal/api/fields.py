@@ -16,8 +16,8 @@ from portal.services.phones import SAFARICOM, InvalidPhone, normalise_safaricom
 REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,11}")
 
 
-def whole_shillings(value: Any, low: int, high: int) -> int:
-    """A JSON number of whole shillings within [low, high]."""
+def whole_amount(value: Any) -> int:
+    """A JSON number of whole shillings (52 or 52.0, not 52.5), of any size."""
     if value is None:
         raise ValueError("Amount is required")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -26,9 +26,15 @@ def whole_shillings(value: Any, low: int, high: int) -> int:
         raise ValueError("Amount must be a finite number")
     if value != int(value):
         raise ValueError("Amount must be a whole number of KES (M-Pesa takes no cents)")
+    return int(value)
+
+
+def whole_shillings(value: Any, low: int, high: int) -> int:
+    """A JSON number of whole shillings within [low, high]."""
+    value = whole_amount(value)
     if not low <= value <= high:
         raise ValueError(f"Amount must be between {low:,} and {high:,} KES")
-    return int(value)
+    return value
 
 
 def safaricom_phone(value: Any) -> str:

@@ -5,11 +5,14 @@ A station authenticates with its own key (shown once; stored as a prefix and a S
 an API key: the keys are long random strings). An OTP stores only an HMAC of its six digits
 under a server-side key: a bare SHA-256 of six digits is reversed in a second."""
 
+from functools import cache
+
 from portal.extensions import db
-from portal.models.merchant import Merchant, MerchantScoped
+from portal.models.merchant import Merchant, MerchantScoped, hash_api_key
 from portal.timeutil import utcnow
 
 DEFAULT_PULSES_PER_LITER = 1000
+STATION_KEY_PREFIX = "wsk_"  # API keys start "mpk_": a key names its kind before any lookup
 
 
 class Station(MerchantScoped, db.Model):
@@ -31,6 +34,22 @@ class Station(MerchantScoped, db.Model):
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     key_rotated_at = db.Column(db.DateTime)
     merchant = db.relationship(Merchant)
+
+    @classmethod
+    def find_active(cls, key: str) -> "Station | None":
+        """The active station holding this key, with its merchant, in one statement."""
+        return db.session.execute(_active_station_query(), {"key_hash": hash_api_key(key)}).scalars().first()
+
+
+@cache
+def _active_station_query():
+    """Built once, on first use (the mappers are configured by then)."""
+    return (
+        db.select(Station)
+        .options(db.joinedload(Station.merchant))
+        .where(Station.key_hash == db.bindparam("key_hash"), Station.active.is_(True))
+        .limit(1)
+    )
 
 
 class OtpStatus:

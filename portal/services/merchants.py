@@ -1,4 +1,4 @@
-"""Merchant provisioning: merchants with a portal login, API keys, sandbox credentials."""
+"""Merchant provisioning: merchants with a portal login, API keys, sandbox credentials, and the demo accounts."""
 
 import hashlib
 import hmac
@@ -8,6 +8,8 @@ from flask import current_app
 
 from portal.extensions import db
 from portal.models import ApiKey, InternetPackage, IspClient, Merchant, User
+from portal.models.water import STATION_KEY_PREFIX
+from portal.services import stations
 
 
 class MerchantExists(ValueError):
@@ -58,9 +60,12 @@ DEMO_ACCOUNTS = {
 }
 
 
+DEMO_STATIONS = {"station": ("STATION001", "Demo station 1"), "station2": ("STATION002", "Demo station 2")}
+
+
 def seed_demo() -> dict:
     """Creates the demo merchants once (and the demo merchant's isp client, inactive client and
-    package); re-running returns the same credentials and ids."""
+    package, and its two water stations); re-running returns the same credentials and ids."""
     out = {}
     for label, (name, email) in DEMO_ACCOUNTS.items():
         password = demo_secret(f"{label}:password", 16)
@@ -78,6 +83,10 @@ def seed_demo() -> dict:
             "api_key": api_key,
         }
     out["isp"] = _seed_isp(out["merchant"]["id"])
+    for label, (code, name) in DEMO_STATIONS.items():
+        key = f"{STATION_KEY_PREFIX}demo_" + demo_secret(f"station:{code}", 40)
+        stations.ensure_station(out["merchant"]["id"], code, name, key)
+        out[label] = {"id": code, "key": key}
     return out
 
 

@@ -3,27 +3,25 @@ timeline and callbacks, and requesting an STK push. Rows poll until they are fin
 
 import csv
 import io
-import re
 from datetime import date
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, StringField
+from wtforms import StringField
 from wtforms.validators import (
     DataRequired,
     InputRequired,
     NumberRange,
     Optional,
     Regexp,
-    StopValidation,
     ValidationError,
 )
-from wtforms.widgets import TextInput
 
 from portal.models import Callback, Payment, PaymentEvent
 from portal.services import errors, ledger, mpesa
 from portal.services.phones import InvalidPhone, normalise_safaricom
+from portal.web.forms import WholeNumberField
 from portal.web.htmx import STOP_POLLING, is_htmx
 
 bp = Blueprint("payments", __name__)
@@ -134,25 +132,10 @@ def _timeline(payment: Payment) -> dict:
     }
 
 
-class ShillingsField(IntegerField):
-    """Whole shillings as people type them ("1500", "1,500", "1 500"), in ASCII digits (int()
-    would also take "1_500" and other scripts' digits); an error a shopkeeper understands else.
-    A text box (inputmode numeric): a number box refuses "1,500" before we could read it."""
+class ShillingsField(WholeNumberField):
+    """Whole shillings as people type them ("1500", "1,500", "1 500")."""
 
-    widget = TextInput()
-
-    def process_formdata(self, valuelist):
-        self.data = None
-        if not valuelist or not valuelist[0].strip():
-            return  # InputRequired says what is missing
-        text = re.sub(r"[\s,]", "", valuelist[0])
-        if not re.fullmatch(r"[0-9]{1,12}", text):
-            raise ValueError("Enter the amount in whole shillings, without cents (for example 150).")
-        self.data = int(text)
-
-    def pre_validate(self, form):
-        if self.process_errors:
-            raise StopValidation()  # one message for an unreadable amount, not also "out of range"
+    unreadable = "Enter the amount in whole shillings, without cents (for example 150)."
 
 
 class PaymentRequestForm(FlaskForm):

@@ -1,19 +1,22 @@
-"""Portal view for the merchant's provider credentials (Daraja, its B2C initiator, Paystack). Secrets
-are encrypted at rest by their columns and never shown back in full (the initiator password not at
-all); an empty secret input, or an empty certificate box, keeps the stored one."""
+"""Portal view for the merchant's provider credentials (Daraja, its B2C initiator, Paystack) and its
+water pricing. Secrets are encrypted at rest by their columns and never shown back in full (the
+initiator password not at all); an empty secret input, or an empty certificate box, keeps the
+stored one. Pricing is checked by the service's own model (services/water_pricing.py)."""
 
 import re
 
-from flask import Blueprint, flash, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from pydantic import ValidationError as PricingRefused
 from wtforms import SelectChoice, SelectField, StringField, TextAreaField
-from wtforms.validators import AnyOf, Length, Optional, Regexp, ValidationError
+from wtforms.validators import AnyOf, InputRequired, Length, Optional, Regexp, ValidationError
 
 from portal.extensions import db
+from portal.services import water_pricing
 from portal.services.links import external_url
 from portal.services.mpesa.client import describe_certificate
-from portal.web.forms import strip
+from portal.web.forms import WholeNumberField, strip
 from portal.web.htmx import hx_redirect, is_htmx
 
 bp = Blueprint("settings", __name__)
@@ -169,11 +172,48 @@ def mask(secret: str | None) -> str | None:
     return "••••••••" + (secret[-SHOWN_TAIL:] if len(secret) >= MIN_LENGTH_TO_SHOW_TAIL else "")
 
 
-def _render(form: SettingsForm, status: int = 200):
+def _shillings(label: str, missing: str) -> WholeNumberField:
+    return WholeNumberField(
+        label, [InputRequired(missing)], unreadable="Enter whole shillings, digits only (for example 5)."
+    )
+
+
+class PricingForm(FlaskForm):
+    """Read as typed here; whether it can sell is WaterPricing's to say."""
+
+    price_per_liter = _shillings("Price of a liter (KES)", "Enter the price of one liter in whole shillings.")
+    rounding = SelectField(
+        "When an amount is not a whole number of liters",
+        validate_choice=False,
+        choices=[
+            SelectChoice("nearest", "To the nearest liter (half a liter rounds up)"),
+            SelectChoice("down", "Down: a customer never pays more than the amount asked"),
+            SelectChoice("up", "Up: a customer pays for the next whole liter"),
+        ],
+    )
+    min_amount = _shillings("Smallest sale (KES)", "Enter the smallest amount a customer may pay.")
+    max_amount = _shillings("Largest sale (KES)", "Enter the largest amount a customer may pay at once.")
+
+
+PRICING_FIELDS = ("price_per_liter", "rounding", "min_amount", "max_amount")
+
+
+def _stored_pricing_form() -> PricingForm:
+    return PricingForm(formdata=None, data=water_pricing.pricing_of(current_user.merchant).model_dump())
+
+
+def _render(form: SettingsForm | None = None, status: int = 200, *, pricing_form: PricingForm | None = None):
     merchant = current_user.merchant
+    if form is None:  # only the plain fields are prefilled: a secret never goes back into an input
+        form = SettingsForm(formdata=None, data={name: getattr(merchant, name) for name in PLAIN_FIELDS})
     masked = {name: mask(getattr(merchant, name)) for name in SECRET_FIELDS}
     masked.update({name: "••••••••" for name in WRITE_ONLY if getattr(merchant, name)})
-    context = {"form": form, "masked": masked, "certificate": stored_certificate(merchant.daraja_certificate)}
+    context = {
+        "form": form,
+        "pricing_form": pricing_form or _stored_pricing_form(),
+        "masked": masked,
+        "certificate": stored_certificate(merchant.daraja_certificate),
+    }
     if is_htmx():
         return render_template("settings/_form.html", **context), status, {"Vary": "HX-Request"}
     callbacks = [(label, external_url(endpoint)) for label, endpoint in CALLBACKS]
@@ -183,9 +223,7 @@ def _render(form: SettingsForm, status: int = 200):
 @bp.get("/settings")
 @login_required
 def index():
-    merchant = current_user.merchant
-    # Only the plain fields are prefilled: a secret never goes back into an input.
-    return _render(SettingsForm(data={name: getattr(merchant, name) for name in PLAIN_FIELDS}))
+    return _render()
 
 
 @bp.post("/settings")
@@ -206,3 +244,28 @@ def save():
     db.session.commit()
     flash("Settings saved.")
     return hx_redirect(url_for("settings.index"))
+
+
+@bp.post("/settings/water-pricing")
+@login_required
+def pricing():
+    form = PricingForm()
+    if form.validate_on_submit():
+        try:
+            chosen = water_pricing.WaterPricing.model_validate({name: form[name].data for name in PRICING_FIELDS})
+        except PricingRefused as exc:
+            for error in exc.errors():
+                message = str((error.get("ctx") or {}).get("error") or error["msg"])
+                named = error["loc"][0] if error["loc"] else None
+                (form[named].errors if named in PRICING_FIELDS else form.form_errors).append(message)
+        else:
+            water_pricing.save_pricing(current_user.merchant, chosen)
+            message = "Water pricing saved. Previews and new payments use it from now on."
+            if is_htmx():
+                body = render_template("settings/_pricing.html", pricing_form=_stored_pricing_form(), message=message)
+                return body, 200, {"Vary": "HX-Request"}
+            flash(message)
+            return redirect(url_for("settings.index"), 303)
+    if is_htmx():
+        return render_template("settings/_pricing.html", pricing_form=form), 422, {"Vary": "HX-Request"}
+    return _render(status=422, pricing_form=form)

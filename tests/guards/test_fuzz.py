@@ -22,13 +22,26 @@ JSON_BLUEPRINTS = {
     "checkout": "api_key",  # the checkout API (Bearer key)
     "gateway": "api_key",  # the gateway API (Bearer key)
     "isp": "isp_client",  # the isp API: a client_id (and a package to buy) in the JSON body
+    "water": "api_key",  # the water API (Bearer key: its station routes take an API key too)
     "daraja_webhooks": None,  # Daraja's callbacks: anonymous, always acknowledged
     "sandbox_daraja": "daraja_token",  # the Daraja simulator (Bearer token from its OAuth)
     "sandbox_faults": None,  # the simulators' fault switchboard (sandbox only, no credential)
     "api_docs": None,  # the OpenAPI document (public; its /ui page is HTML, documented as such)
 }
 # Blueprints that are not JSON (portal pages, the virtual phone, static files): other guards' business.
-NOT_JSON = {"auth", "dashboard", "payments", "keys", "settings", "isp_pages", "queues", "payouts", "sandbox_phone", ""}
+NOT_JSON = {
+    "auth",
+    "dashboard",
+    "payments",
+    "keys",
+    "settings",
+    "isp_pages",
+    "queues",
+    "payouts",
+    "stations",
+    "sandbox_phone",
+    "",
+}
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 # Routes known to answer 5xx to a body, each checked to still fail (so it leaves the list once

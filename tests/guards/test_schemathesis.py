@@ -44,6 +44,7 @@ def headers_for(app, accounts, live_server):
         db.session.commit()
     return {
         "api_key": f"Bearer {accounts['merchant']['api_key']}",
+        "station_key": f"Bearer {accounts['station']['key']}",
         "daraja_basic": basic,
         "daraja_token": f"Bearer {token}",
     }

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import ApiKey, DeadLetter, InternetPackage, IspClient, Merchant, Payment
+from portal.services import stations
 from portal.services.transitions import transition
 from tests.conftest import AuthActions
 
@@ -29,6 +30,7 @@ NO_MERCHANT_OBJECT = {
 AUTH_BY_BLUEPRINT = {
     "checkout": "api_key",
     "gateway": "api_key",
+    "water": "api_key",  # its station routes take an API key too
     "auth": "session",
     "dashboard": "session",
     "payments": "session",
@@ -37,6 +39,7 @@ AUTH_BY_BLUEPRINT = {
     "settings": "session",
     "isp_pages": "session",
     "queues": "session",
+    "stations": "session",
 }
 
 COLUMNS_THAT_MAY_CHANGE = {("api_keys", "last_used_at")}  # the caller's own key is touched on use
@@ -121,6 +124,7 @@ FILL: dict[str, Callable[[int], object]] = {
     "client_id": lambda m: _isp(IspClient, m).id,
     "package_id": lambda m: _isp(InternetPackage, m, price=5000).id,
     "dead_letter_id": lambda m: _dead_letter(m).id,
+    "station_id": lambda m: stations.create_station(m, f"TENANCY{next(_serial)}", "Tenancy kiosk")[0].id,
 }
 
 
