@@ -1,9 +1,11 @@
 """The water document's requests and answers (shared/seeds/002): the models that validate the
 bodies and describe the answers in the OpenAPI document, so the two cannot drift."""
 
+import math
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from portal.api import fields
 from portal.api.envelope import Answer, Success
@@ -47,3 +49,198 @@ class WaterTooMany(Answer):
 
     success: Literal[False]
     message: str
+
+
+# -- payments, OTPs and dispensing -------------------------------------------------------------
+def _reference(value):
+    if not isinstance(value, str) or not 1 <= len(value) <= 40 or fields.has_unsafe_characters(value):
+        raise ValueError("transactionReference must be a transaction reference (WS-...)")
+    return value
+
+
+Reference = Annotated[
+    str,
+    BeforeValidator(_reference),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[^\x00-\x1f\x7f-\x9f]{1,40}$", "example": "WS-1707123456789-ABCD1234"}
+    ),
+]
+
+
+def _station_code(value):
+    if not isinstance(value, str) or not 1 <= len(value) <= 32 or fields.has_unsafe_characters(value):
+        raise ValueError("stationId must be a station's code (STATION001)")
+    return value
+
+
+StationCode = Annotated[
+    str,
+    BeforeValidator(_station_code),
+    WithJsonSchema({"type": "string", "pattern": r"^[^\x00-\x1f\x7f-\x9f]{1,32}$", "example": "STATION001"}),
+]
+METADATA_KEYS = 20
+
+
+def _metadata(value):
+    """A flat JSON object of at most 20 short names with short text, finite numbers, true/false or null."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > METADATA_KEYS:
+        raise ValueError(f"metadata must be an object of at most {METADATA_KEYS} fields")
+    for name, item in value.items():
+        if not 1 <= len(name) <= 50 or fields.has_unsafe_characters(name):
+            raise ValueError("metadata field names must be 1 to 50 characters, no control characters")
+        if isinstance(item, str):
+            if len(item) > 200 or fields.has_unsafe_characters(item):
+                raise ValueError(f"metadata.{name} must be text of at most 200 characters, no control characters")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"metadata.{name} must be a finite number")
+        elif item is not None and not isinstance(item, bool | int | float):
+            raise ValueError(f"metadata.{name} must be text, a number, true, false or null")
+    return value
+
+
+Metadata = Annotated[
+    dict,
+    BeforeValidator(_metadata),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": METADATA_KEYS,
+            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+            "example": {"customerName": "John Doe", "location": "Station 1"},
+        }
+    ),
+]
+OtpCode = Annotated[
+    str,
+    BeforeValidator(lambda v: v if isinstance(v, str) and re.fullmatch(r"[0-9]{6}", v) else _bad_otp()),
+    WithJsonSchema({"type": "string", "pattern": "^[0-9]{6}$", "example": "123456"}),
+]
+
+
+def _bad_otp():
+    raise ValueError("otp must be 6 digits")
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+
+class WaterInitiate(Request):
+    phoneNumber: fields.Phone  # noqa: N815  (the document's field names)
+    amount: WholeAmount
+    metadata: Metadata = {}
+
+
+class WaterReferencePath(Request):
+    reference: Reference
+
+
+class OtpGenerate(Request):
+    transactionReference: Reference  # noqa: N815
+    liters: fields.WholeNumber("liters", 1, 100_000) | None = None
+
+
+class StationOtpVerify(Request):
+    transactionReference: Reference  # noqa: N815
+    otp: OtpCode
+    stationId: StationCode | None = None  # noqa: N815  (a station key names its own station)
+
+
+class StationOtpComplete(Request):
+    transactionReference: Reference  # noqa: N815
+    stationId: StationCode | None = None  # noqa: N815
+
+
+class StationOtpStatusQuery(Request):
+    stationId: StationCode | None = None  # noqa: N815
+
+
+class WaterInitiated(Answer):
+    success: Literal[True]
+    transactionReference: str  # noqa: N815
+    checkoutRequestId: str | None  # noqa: N815
+    amount: int
+    liters: int
+    phoneNumber: str  # noqa: N815
+    status: str
+    message: str
+
+
+class WaterInitiateAnswer(Success):
+    data: WaterInitiated
+
+
+class WaterTransaction(Answer):
+    id: int
+    transactionReference: str  # noqa: N815
+    phoneNumber: str | None  # noqa: N815
+    amount: int
+    liters: int | None
+    currency: str
+    status: str
+    checkoutRequestId: str | None  # noqa: N815
+    merchantRequestId: str | None  # noqa: N815
+    mpesaReceiptNumber: str | None  # noqa: N815
+    transactionDate: str | None  # noqa: N815
+    resultCode: int | str | None  # noqa: N815
+    resultDesc: str | None  # noqa: N815
+    metadata: dict
+    createdAt: str  # noqa: N815
+    updatedAt: str  # noqa: N815
+
+
+class WaterTransactionAnswer(Success):
+    data: WaterTransaction
+
+
+class OtpIssued(Answer):
+    otp: str = Field(description="Shown this once; only its HMAC is kept")
+    transactionReference: str  # noqa: N815
+    liters: int
+    expiresAt: str  # noqa: N815
+    expiresInMinutes: int  # noqa: N815
+
+
+class OtpIssuedAnswer(Success):
+    data: OtpIssued
+
+
+class OtpState(Answer):
+    exists: bool
+    status: str | None = None
+    expiresAt: str | None = None  # noqa: N815
+    attempts: int | None = None
+    maxAttempts: int | None = None  # noqa: N815
+    liters: int | None = None
+    remainingAttempts: int | None = None  # noqa: N815
+
+
+class OtpStateAnswer(Success):
+    data: OtpState
+
+
+class StationOtpState(OtpState):
+    pulses: int | None = None
+    stationId: str | None = None  # noqa: N815
+    isLockedToDifferentStation: bool | None = None  # noqa: N815
+    canUse: bool | None = None  # noqa: N815
+
+
+class StationOtpStateAnswer(Success):
+    data: StationOtpState
+
+
+class Dispense(Answer):
+    transactionReference: str  # noqa: N815
+    stationId: str  # noqa: N815
+    liters: int
+    pulses: int
+    status: str
+    verifiedAt: str | None  # noqa: N815
+    usedAt: str | None = None  # noqa: N815
+
+
+class DispenseAnswer(Success):
+    data: Dispense
