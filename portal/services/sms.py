@@ -24,9 +24,8 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
-from portal.extensions import db
+from portal.extensions import attach_loaded, db, dialect_insert, loaded_row
 from portal.models import Merchant, Sms, SmsStatus
 from portal.providers.africastalking import AfricasTalkingClient, AtError, AtRecipientRejected, base_url_for
 from portal.queueing import Permanent, enqueue
@@ -59,22 +58,31 @@ def queue(merchant_id: int, to: str, message: str, *, purpose: str, dedupe_key: 
     if existing is not None:
         return existing
     now = utcnow()
-    sms = Sms(
-        merchant_id=merchant_id,
-        to=number,
-        message=message,
-        purpose=purpose,
-        dedupe_key=dedupe_key,
-        status=S.QUEUED,
-        attempts=0,
-        created_at=now,
-        updated_at=now,
+    attrs, row = loaded_row(
+        Sms,
+        {
+            "merchant_id": merchant_id,
+            "to": number,
+            "message": message,
+            "purpose": purpose,
+            "dedupe_key": dedupe_key,
+            "status": S.QUEUED,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    try:
-        with db.session.begin_nested():  # a concurrent call may insert first: the unique key decides
-            db.session.add(sms)
-    except IntegrityError:
+    # A concurrent call may insert first: the unique key decides, and this one finds its row. (No
+    # savepoint: on SQLite one that opens the caller's transaction would commit it on release.)
+    ident = db.session.execute(
+        dialect_insert(Sms)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["merchant_id", "dedupe_key"])
+        .returning(Sms.id)
+    ).scalar()
+    if ident is None:
         return Sms.get_for_merchant(merchant_id, dedupe_key=dedupe_key)
+    sms = attach_loaded(Sms, ident, attrs)
     send_later(sms)
     return sms
 
