@@ -19,26 +19,14 @@ from portal.services.phones import InvalidPhone
 from portal.services.sweeper import sweep
 from portal.timeutil import utcnow
 from tests.conftest import wait_for
+from tests.helpers import SMS_TEXT as TEXT
+from tests.helpers import queue_sms as queue
 from tests.helpers import settled
+from tests.helpers import sms_status as status_of
+from tests.helpers import stored_sms as stored
 
 PHONE = "254711000111"
-TEXT = "Your water code is 482913"
 AT_PATH = "/sandbox/africastalking/version1"
-
-
-def queue(app, merchant_id: int, to: str = "0711 000 111", key: str = "otp-1-1", message: str = TEXT) -> int:
-    """What a caller does: queue in its transaction, then commit (the job goes out then)."""
-    with app.app_context():
-        sms = sms_service.queue(merchant_id, to, message, purpose="otp", dedupe_key=key)
-        db.session.commit()
-        return sms.id
-
-
-def stored(app, sms_id: int) -> Sms:
-    with app.app_context():
-        row = db.session.get(Sms, sms_id)
-        db.session.expunge(row)
-        return row
 
 
 def sms_row(app, merchant_id: int, **columns) -> int:
@@ -57,10 +45,6 @@ def kept(live_server: str, number: str = PHONE) -> list[dict]:
     answer = requests.get(f"{live_server}/sandbox/africastalking/messages", params={"to": number}, timeout=10)
     assert answer.status_code == 200, answer.text
     return answer.json()["messages"]
-
-
-def status_of(app, sms_id: int) -> str:
-    return stored(app, sms_id).status
 
 
 def dead_letters(app) -> list[DeadLetter]:
