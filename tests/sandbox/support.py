@@ -219,7 +219,11 @@ class At:
         form = {"username": "sandbox", "to": AT_PHONE, "message": "Your code is 123456", "bulkSMSMode": "1", **fields}
         form = {name: value for name, value in form.items() if value is not None}
         sent = {"apiKey": self.key if key is None else key, "Accept": "application/json", **(headers or {})}
-        return requests.post(self.base + "/version1/messaging", data=form, headers=sent, timeout=10)
+        return self.post(data=form, headers=sent)
+
+    def post(self, **kw) -> requests.Response:
+        """A request to the send endpoint exactly as given (`data`, `json`, `headers`)."""
+        return requests.post(self.base + "/version1/messaging", timeout=10, **kw)
 
     def messages(self, to: str) -> requests.Response:
         return requests.get(self.base + "/messages", params={"to": to}, timeout=10)

@@ -90,12 +90,7 @@ def test_bad_credentials_are_a_plain_text_401(at, key, username):
 
 
 def test_the_key_header_is_read_whatever_its_case(at):
-    answer = requests.post(
-        at.base + "/version1/messaging",
-        data={"username": "sandbox", "to": PHONE, "message": "hi"},
-        headers={"APIKEY": at.key},
-        timeout=10,
-    )
+    answer = at.post(data={"username": "sandbox", "to": PHONE, "message": "hi"}, headers={"APIKEY": at.key})
     assert answer.status_code == 201
 
 
@@ -108,12 +103,7 @@ def test_a_missing_field_is_a_plain_text_400_naming_it(at, missing):
 
 
 def test_a_json_body_is_not_a_form(at):
-    answer = requests.post(
-        at.base + "/version1/messaging",
-        json={"username": "sandbox", "to": PHONE, "message": "hi"},
-        headers={"apiKey": at.key},
-        timeout=10,
-    )
+    answer = at.post(json={"username": "sandbox", "to": PHONE, "message": "hi"}, headers={"apiKey": at.key})
     assert (answer.status_code, answer.text) == (400, "Request is missing required form field 'username'")
 
 
