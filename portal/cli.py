@@ -44,6 +44,22 @@ def seed_demo(as_json: bool):
     click.echo(f"  package_id {demo_isp['package_id']} (KES {demo_isp['package_price']})")
     for station in demo_stations:
         click.echo(f"station {station['id']} (merchant): key {station['key']}")
+    _describe_sms()
+
+
+def _describe_sms() -> None:
+    """How the demo merchants' SMS go out (they have no AT account of their own), and where their
+    delivery reports would come from."""
+    from portal.services.sms_reports import delivery_report_url
+
+    config = current_app.config
+    if not config["SANDBOX"]:
+        return
+    click.echo("sms: sent through the Africa's Talking simulator (username sandbox), read at /sandbox/phone/<number>")
+    if config["SANDBOX_AT_DELIVERY_REPORT_URL"]:
+        click.echo(f"  delivery reports go to {config['SANDBOX_AT_DELIVERY_REPORT_URL']}")
+    else:
+        click.echo(f"  for delivery reports, set SANDBOX_AT_DELIVERY_REPORT_URL={delivery_report_url()}")
 
 
 @click.group("merchant")

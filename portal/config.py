@@ -6,6 +6,7 @@ embedded mode (SQLite under instance/, no Redis, sandbox on). Production refuses
 
 import base64
 import hashlib
+import hmac
 import os
 from typing import Any, Literal
 
@@ -26,6 +27,11 @@ def derive_fernet_key(secret_key: str) -> str:
     """A Fernet key derived from SECRET_KEY, for installs that set no ENCRYPTION_KEY."""
     digest = hashlib.sha256(b"portal-fernet:" + secret_key.encode()).digest()
     return base64.urlsafe_b64encode(digest).decode()
+
+
+def derive_secret(secret_key: str, purpose: str) -> str:
+    """A stable secret for `purpose` derived from SECRET_KEY (never written in the code)."""
+    return hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
 class Config(BaseSettings):
@@ -124,6 +130,29 @@ class Config(BaseSettings):
     DARAJA_TIMEOUT: float = Field(15.0, gt=0)
     # Comma-separated source IPs allowed to post Daraja callbacks; empty = any.
     DARAJA_CALLBACK_IPS: str = ""
+    # Africa's Talking base URL; empty = the simulator under PUBLIC_BASE_URL in sandbox mode, else
+    # AT's sandbox host for the username "sandbox" (as AT's SDKs choose) and its live host for any other.
+    AT_BASE_URL: str = ""
+    # The platform's own Africa's Talking account, which sends for merchants who set none of their own.
+    AT_USERNAME: str = ""
+    AT_API_KEY: str = ""
+    # Sender ID (registered with AT) for messages of merchants who set none; empty = AT's default.
+    AT_SENDER_ID: str = ""
+    # Seconds to wait for Africa's Talking (connect, read).
+    AT_TIMEOUT: float = Field(15.0, gt=0)
+    # The API key the AT simulator takes (with the username "sandbox"); derived from SECRET_KEY when unset.
+    SANDBOX_AT_API_KEY: str = ""
+    # Numbers ending in this are opted out in the AT simulator (per-recipient 406 UserInBlacklist).
+    SANDBOX_AT_BLACKLIST_SUFFIX: str = "0406"
+    # Numbers ending in this are accepted by the AT simulator, then reported Failed (DeliveryFailure).
+    SANDBOX_AT_FAILED_SUFFIX: str = "0408"
+    # Where the AT simulator posts delivery reports (AT: the dashboard's Delivery Reports URL); empty = none.
+    SANDBOX_AT_DELIVERY_REPORT_URL: str = ""
+    # Seconds a worker's claim on an SMS it is sending holds: past it the SMS counts as lost in a crash
+    # and is sent again (at least once). Longer than AT_TIMEOUT, so a live sender is never overtaken.
+    SMS_CLAIM_TIMEOUT: float = Field(120.0, gt=0)
+    # Seconds an SMS may wait queued before the sweeper enqueues its send job again (a lost job).
+    SMS_UNSENT_AFTER: float = Field(60.0, gt=0)
     # Rate limiting switch (tests turn it on only where limits are the subject).
     RATELIMIT_ENABLED: bool = True
     # Checkout API: requests per IP on every route.
@@ -200,6 +229,8 @@ class Config(BaseSettings):
                 missing.insert(0, "SECRET_KEY (not the development default)")
             if missing:
                 raise ValueError(f"production needs these settings: {', '.join(missing)}")
+        if self.SMS_CLAIM_TIMEOUT <= self.AT_TIMEOUT:
+            raise ValueError("SMS_CLAIM_TIMEOUT must be longer than AT_TIMEOUT, or a slow send could be sent twice")
         if self.SANDBOX is None:
             self.SANDBOX = not production
         if not self.ENCRYPTION_KEY:
@@ -212,6 +243,9 @@ class Config(BaseSettings):
         self.SQLALCHEMY_DATABASE_URI = url
         self.PUBLIC_BASE_URL = self.PUBLIC_BASE_URL.rstrip("/")
         self.DARAJA_BASE_URL = self.DARAJA_BASE_URL.rstrip("/")
+        self.AT_BASE_URL = self.AT_BASE_URL.rstrip("/")
+        if not self.SANDBOX_AT_API_KEY:
+            self.SANDBOX_AT_API_KEY = derive_secret(self.SECRET_KEY, "sandbox-at-api-key")
         return self
 
     def engine_options(self) -> dict:

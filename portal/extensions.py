@@ -13,6 +13,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import make_transient_to_detached
 
 # Named constraints, so migrations can alter them on SQLite (batch mode) and PostgreSQL alike.
@@ -97,6 +98,12 @@ def attach_loaded(model, ident: int, attrs: dict):
     make_transient_to_detached(instance)
     db.session.add(instance)  # nothing left to insert
     return instance
+
+
+def dialect_insert(model):
+    """The database's own INSERT of `model` (PostgreSQL's or SQLite's), for what only the dialects
+    have: `.on_conflict_do_nothing(...)` where a unique key may already hold the row."""
+    return (postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite).insert(model)
 
 
 @cache

@@ -3,9 +3,11 @@
 A job that raises is retried with backoff (queueing.backoff) and, once its retries are
 spent, becomes a dead letter; one that raises queueing.Permanent becomes one at once."""
 
+from rq import get_current_job
+
 from portal.providers.daraja import DarajaError
 from portal.queueing import Permanent
-from portal.services import errors, mpesa, otps, sweeper
+from portal.services import errors, mpesa, otps, sms, sweeper
 from portal.services.mpesa import b2c
 
 # What each job does, in a merchant's words (the dead-letter pages and API show it).
@@ -14,6 +16,7 @@ TITLES = {
     "send_payout": "Send a B2C payout to M-Pesa",
     "ask_payout_status": "Ask M-Pesa (Transaction Status) about a payout",
     "water_issue_otp": "Issue a paid water customer's OTP and send it by SMS",
+    "send_sms": "Send an SMS through Africa's Talking",
     "sweep": "Sweep for lost work",
     "sandbox_resolve_stk": "Sandbox: answer an STK prompt",
     "sandbox_deliver": "Sandbox: deliver a callback",
@@ -47,6 +50,16 @@ def ask_payout_status(payment_id: int) -> str:
 def water_issue_otp(payment_id: int) -> str:
     """Issues a completed water payment's OTP and queues its SMS, once however often it runs."""
     return otps.issue_after_completion(payment_id)
+
+
+def send_sms(sms_id: int) -> str:
+    """Sends a queued SMS, once however often this runs. A failure worth retrying raises (the
+    SMS is queued again; after the last retry it is failed and this job a dead letter); a
+    refusal a person must fix raises Permanent. Run again from its dead letter, it sends a
+    failed SMS once more."""
+    job = get_current_job()
+    by_hand = bool(job is not None and (job.meta or {}).get("dead_letter_id"))
+    return sms.send(sms_id, by_hand=by_hand, last_try=not (job is not None and job.should_retry))
 
 
 def sweep() -> dict:

@@ -40,18 +40,36 @@ SECURITY_SCHEMES = {
         "scheme": "bearer",
         "description": "An access token from the simulator's OAuth",
     },
+    "at_api_key": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "apiKey",
+        "description": "The Africa's Talking simulator's key (SANDBOX_AT_API_KEY), with the username sandbox",
+    },
 }
 # auth= for the water routes a kiosk calls: a station's key, or a merchant's API key (either one)
 STATION = ("station_key", "api_key")
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
 @dataclass(frozen=True)
 class Raw:
-    """A provider's request body: `model` is the shape the provider sends, but any bytes are taken."""
+    """A provider's request body: `model` is the shape the provider sends (in each of `content_types`),
+    but any bytes are taken."""
 
     model: type[BaseModel]
     description: str = "Any bytes are stored as they arrived and acknowledged; this is the provider's shape."
+    content_types: tuple[str, ...] = ("application/json",)
+
+
+@dataclass(frozen=True)
+class Form:
+    """A form-encoded body (application/x-www-form-urlencoded) whose fields `model` validates."""
+
+    model: type[BaseModel]
 
 
 EMPTY = "empty"  # body= for a route that reads no body
@@ -70,7 +88,7 @@ class Answer:
 class Operation:
     summary: str
     responses: dict[int, Answer]
-    body: type[BaseModel] | Raw | str | None = None
+    body: type[BaseModel] | Raw | Form | str | None = None
     query: type[BaseModel] | None = None
     headers: type[BaseModel] | None = None
     path: type[BaseModel] | None = None
@@ -121,7 +139,7 @@ def operation(
     summary: str,
     *,
     responses: dict,
-    body: type[BaseModel] | Raw | str | None = None,
+    body: type[BaseModel] | Raw | Form | str | None = None,
     query: type[BaseModel] | None = None,
     headers: type[BaseModel] | None = None,
     path: type[BaseModel] | None = None,
@@ -130,8 +148,9 @@ def operation(
     description: str = "",
 ):
     """Marks a view with its operation. `body` is the model that validates the JSON body, a
-    `Raw(model)` for a provider's callback, or EMPTY; `responses` maps status codes to answer
-    models (or Answer). The view must validate with the same models, so the two cannot drift."""
+    `Raw(model)` for a provider's callback, `Form(model)` for a form body, or EMPTY; `responses`
+    maps status codes to answer models (or Answer). The view must validate with the same models,
+    so the two cannot drift."""
     if auth is not None:
         _known(auth)
     op = Operation(
@@ -206,7 +225,7 @@ def _build(app: Flask) -> dict:
 
     pairs = []
     for _rule, op, sec in described:
-        for model in (op.query, op.headers, op.path, op.body.model if isinstance(op.body, Raw) else op.body):
+        for model in (op.query, op.headers, op.path, op.body.model if isinstance(op.body, Raw | Form) else op.body):
             if isinstance(model, type):
                 pairs.append((model, "validation"))
         for answer in [*op.responses.values(), *(sec.responses.values() if sec else ())]:
@@ -289,11 +308,14 @@ def _operation(rule: Rule, op: Operation, sec: Section | None, method: str, oper
 
     if method in BODY_METHODS and op.body not in (None, EMPTY):
         if isinstance(op.body, Raw):
+            schema = ref(op.body.model, "validation")
             entry["requestBody"] = {
                 "description": op.body.description,
                 "required": False,
-                "content": {"application/json": {"schema": ref(op.body.model, "validation")}},
+                "content": {media: {"schema": schema} for media in op.body.content_types},
             }
+        elif isinstance(op.body, Form):
+            entry["requestBody"] = {"required": True, "content": {FORM: {"schema": ref(op.body.model, "validation")}}}
         else:
             entry["requestBody"] = {
                 "required": True,

@@ -5,7 +5,7 @@ import os
 import time
 
 from portal.extensions import db
-from portal.models import Callback, Payment, PaymentEvent, SandboxStkRequest
+from portal.models import Callback, Payment, PaymentEvent, SandboxStkRequest, Sms
 
 
 def initiate(api, phone="254708374149", amount=100, **extra):
@@ -66,6 +66,31 @@ def stk_payment(merchant_id: int, reference: str, status: str = "processing", **
     db.session.add(payment)
     db.session.commit()
     return payment
+
+
+SMS_TEXT = "Your water code is 482913"
+
+
+def queue_sms(app, merchant_id: int, to: str = "0711 000 111", key: str = "otp-1-1", message: str = SMS_TEXT) -> int:
+    """What a caller of services.sms.queue does: queue in its transaction, then commit (the send
+    job goes out then). Returns the SMS's id."""
+    from portal.services import sms
+
+    with app.app_context():
+        row = sms.queue(merchant_id, to, message, purpose="otp", dedupe_key=key)
+        db.session.commit()
+        return row.id
+
+
+def stored_sms(app, sms_id: int) -> Sms:
+    with app.app_context():
+        row = db.session.get(Sms, sms_id)
+        db.session.expunge(row)
+        return row
+
+
+def sms_status(app, sms_id: int) -> str:
+    return stored_sms(app, sms_id).status
 
 
 def worker_env(app, live_server, **settings) -> dict:

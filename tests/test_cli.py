@@ -4,6 +4,7 @@ import json
 
 from portal.extensions import db
 from portal.models import ApiKey, Merchant, User
+from portal.services.sms_reports import delivery_report_url
 
 
 def test_seed_demo_is_idempotent_and_prints_json(runner, app):
@@ -19,6 +20,15 @@ def test_seed_demo_is_idempotent_and_prints_json(runner, app):
         user = User.query.filter_by(email=data["merchant"]["email"]).one()
         assert user.check_password(data["merchant"]["password"])
         assert ApiKey.find_active(data["merchant"]["api_key"]).merchant_id == user.merchant_id
+
+
+def test_seed_demo_says_where_the_demo_merchants_sms_go_and_their_reports_come_from(runner, app):
+    output = runner.invoke(args=["seed-demo"]).output
+    assert "sms: sent through the Africa's Talking simulator" in output
+    with app.app_context():
+        assert f"set SANDBOX_AT_DELIVERY_REPORT_URL={delivery_report_url()}" in output
+    app.config["SANDBOX_AT_DELIVERY_REPORT_URL"] = "http://127.0.0.1:5000/api/sms/delivery-reports?ref=AT&token=t"
+    assert "delivery reports go to http://127.0.0.1:5000/api/sms/" in runner.invoke(args=["seed-demo"]).output
 
 
 def test_merchant_and_api_key_creation(runner, app, live_server):

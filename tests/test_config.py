@@ -50,6 +50,21 @@ FROM_ENV = {
     "DARAJA_BASE_URL": ("DARAJA_BASE_URL", "https://api.safaricom.co.ke/", "https://api.safaricom.co.ke"),
     "DARAJA_TIMEOUT": ("DARAJA_TIMEOUT", "4.5", 4.5),
     "DARAJA_CALLBACK_IPS": ("DARAJA_CALLBACK_IPS", "196.201.214.200", "196.201.214.200"),
+    "AT_BASE_URL": ("AT_BASE_URL", "https://api.africastalking.com/", "https://api.africastalking.com"),
+    "AT_USERNAME": ("AT_USERNAME", "shop", "shop"),
+    "AT_API_KEY": ("AT_API_KEY", "atsk_live_key", "atsk_live_key"),
+    "AT_SENDER_ID": ("AT_SENDER_ID", "DEMO-SHOP", "DEMO-SHOP"),
+    "AT_TIMEOUT": ("AT_TIMEOUT", "4.5", 4.5),
+    "SANDBOX_AT_API_KEY": ("SANDBOX_AT_API_KEY", "atsk_sandbox_key", "atsk_sandbox_key"),
+    "SANDBOX_AT_BLACKLIST_SUFFIX": ("SANDBOX_AT_BLACKLIST_SUFFIX", "1406", "1406"),
+    "SANDBOX_AT_FAILED_SUFFIX": ("SANDBOX_AT_FAILED_SUFFIX", "1408", "1408"),
+    "SANDBOX_AT_DELIVERY_REPORT_URL": (
+        "SANDBOX_AT_DELIVERY_REPORT_URL",
+        "https://pay.example.com/api/sms/delivery-reports",
+        "https://pay.example.com/api/sms/delivery-reports",
+    ),
+    "SMS_CLAIM_TIMEOUT": ("SMS_CLAIM_TIMEOUT", "300", 300.0),
+    "SMS_UNSENT_AFTER": ("SMS_UNSENT_AFTER", "30", 30.0),
     "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", "false", False),
     "CHECKOUT_RATE_LIMIT": ("CHECKOUT_RATE_LIMIT", "5 per minute", "5 per minute"),
     "CHECKOUT_INITIATE_RATE_LIMIT": ("CHECKOUT_INITIATE_RATE_LIMIT", "2 per minute", "2 per minute"),
@@ -117,6 +132,22 @@ def test_embedded_defaults(environ):
         120,
     )
     assert config["PASSWORD_HASH_METHOD"] == "scrypt"
+
+
+def test_the_sms_claim_must_outlast_a_call_to_africas_talking(environ):
+    """A claim shorter than the call would let the sweeper send an SMS its worker is still sending."""
+    environ.setenv("AT_TIMEOUT", "30")
+    environ.setenv("SMS_CLAIM_TIMEOUT", "20")
+    with pytest.raises(ConfigError, match="SMS_CLAIM_TIMEOUT must be longer than AT_TIMEOUT"):
+        load(env_file=None)
+
+
+def test_the_simulators_sms_key_is_derived_from_the_secret_key_when_unset(environ):
+    environ.setenv("SECRET_KEY", "s" * 40)
+    first = load(env_file=None)["SANDBOX_AT_API_KEY"]
+    assert len(first) == 64 and first == load(env_file=None)["SANDBOX_AT_API_KEY"]
+    environ.setenv("SECRET_KEY", "t" * 40)
+    assert load(env_file=None)["SANDBOX_AT_API_KEY"] != first
 
 
 def test_postgres_pool_is_sized_by_settings_and_never_pre_pings(environ):

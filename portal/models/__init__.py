@@ -20,6 +20,7 @@ from portal.models.sandbox_business import (
     SandboxShortcode,
     SandboxStatusQuery,
 )
+from portal.models.sms import Sms, SmsStatus
 from portal.models.water import Otp, OtpStatus, Station
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "SandboxStatusQuery",
     "SandboxStkRequest",
     "SandboxToken",
+    "Sms",
+    "SmsStatus",
     "Station",
     "User",
 ]

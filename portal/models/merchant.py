@@ -54,6 +54,10 @@ class Merchant(db.Model):
     daraja_initiator_password = deferred(db.Column(EncryptedText), group="initiator")
     daraja_certificate = deferred(db.Column(db.Text), group="initiator")
     paystack_secret_key = db.Column(EncryptedText)
+    # The merchant's own Africa's Talking account for SMS; without one the platform's sends (or the simulator's).
+    at_username = db.Column(db.String(64))
+    at_api_key = db.Column(EncryptedText)
+    at_sender_id = db.Column(db.String(16))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     @property
@@ -61,6 +65,10 @@ class Merchant(db.Model):
         return bool(
             self.daraja_consumer_key and self.daraja_consumer_secret and self.daraja_shortcode and self.daraja_passkey
         )
+
+    @property
+    def has_africastalking(self) -> bool:
+        return bool(self.at_username and self.at_api_key)
 
     @property
     def has_daraja_initiator(self) -> bool:

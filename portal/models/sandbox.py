@@ -67,13 +67,22 @@ class SandboxStkRequest(db.Model):
 
 
 class SandboxSms(db.Model):
-    """A text message delivered to a virtual phone (the Africa's Talking simulator's outbox)."""
+    """A text message the Africa's Talking simulator was asked to send, one row per recipient,
+    refused ones too. Virtual phones show those `delivered` to them. The text is encrypted: it
+    carries one-time codes."""
 
     __tablename__ = "sandbox_sms"
     id = db.Column(db.Integer, primary_key=True)
-    to = db.Column(db.String(16), nullable=False, index=True)
+    to = db.Column(db.String(16), nullable=False, index=True)  # as AT answers it: +254...
     sender = db.Column(db.String(32), nullable=False)
-    message = db.Column(db.Text, nullable=False)
+    message = db.Column(EncryptedText, nullable=False)
+    message_id = db.Column(db.String(64), unique=True)  # ATXid_...; none for a refused recipient ("None")
+    status_code = db.Column(db.Integer, nullable=False, default=101, server_default="101")  # AT's per recipient
+    status = db.Column(db.String(32), nullable=False, default="Success", server_default="Success")
+    cost = db.Column(db.String(32), nullable=False, default="0", server_default="0")
+    # The delivery report it gets (Success or Failed); none for a refused recipient.
+    delivery_status = db.Column(db.String(16))
+    delivered = db.Column(db.Boolean, nullable=False, default=True, server_default=db.true())  # on the handset
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, make_response, redirect, render_template, re
 
 from portal.extensions import db
 from portal.models import SandboxSms, SandboxStkRequest
+from portal.sandbox.africastalking import messaging
 from portal.sandbox.daraja import stk
 from portal.sandbox.daraja.schemas import MSISDN
 from portal.timeutil import as_nairobi, utcnow
@@ -58,13 +59,7 @@ def read_screen(msisdn: str) -> Screen:
         if latest is not None and not latest.is_open and latest.resolved_at > utcnow() - RESULT_SHOWN_FOR
         else None
     )
-    # Africa's Talking numbers carry a plus; a sender may use either form.
-    messages = (
-        SandboxSms.query.filter(SandboxSms.to.in_([msisdn, "+" + msisdn]))
-        .order_by(SandboxSms.id.desc())
-        .limit(INBOX_SIZE)
-        .all()
-    )
+    messages = messaging.kept(msisdn, INBOX_SIZE, delivered_only=True)
     return Screen(msisdn, prompt, result, messages, as_nairobi(utcnow()).strftime("%H:%M"))
 
 

@@ -3,4 +3,4 @@
 Importing this package loads every rail, so their inbox interpreters and sweeper steps
 are registered wherever services are used (the app, the worker, the CLI)."""
 
-from portal.services import dead_letters, events, idempotency, inbox, mpesa, otps  # noqa: F401  (registration)
+from portal.services import dead_letters, events, idempotency, inbox, mpesa, otps, sms, sms_reports  # noqa: F401  (registration)

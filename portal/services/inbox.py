@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, insert, or_, select, update
 
 from portal.extensions import db, single_statement
 from portal.models import Callback
-from portal.models.payment import UNREAD
+from portal.models.payment import ORPHANED, UNREAD
 from portal.services.links import read_query
 from portal.services.sweeper import BATCH, each_row, step
 from portal.timeutil import utcnow
@@ -141,6 +141,31 @@ def reread(cb: Callback) -> Verdict:
     return dispatch(Item(cb.id, cb.provider, cb.kind, bytes(cb.raw), args, cb.token_valid or valid, cb.source_ip))
 
 
+_ORPHANS = (
+    select(_TABLE.c.id)
+    .where(
+        _TABLE.c.provider == bindparam("provider"),
+        _TABLE.c.kind == bindparam("kind"),
+        _TABLE.c.provider_id == bindparam("provider_id"),
+        ORPHANED,
+    )
+    .order_by(_TABLE.c.id)
+)  # built once: every acknowledgement that gives a provider id asks, and the answer is nearly always none
+
+
+def orphans(provider: str, kind: str, provider_id: str) -> list[int]:
+    """Rows of (provider, kind) that came before anything knew `provider_id` (their verdict: orphan)."""
+    with single_statement() as connection:
+        values = {"provider": provider, "kind": kind, "provider_id": provider_id}
+        return connection.execute(_ORPHANS, values).scalars().all()
+
+
+def replay(callback_ids: list[int]) -> None:
+    """Re-reads those rows, now that what they are about can be found."""
+    for ident in callback_ids:
+        reread(db.session.get(Callback, ident))
+
+
 def dispatch(item: Item) -> Verdict:
     """Runs the interpreter and records its verdict, committing; a failure is recorded as
     the row's outcome ("error") instead of spreading."""
@@ -195,8 +220,9 @@ def read_unread(now: datetime) -> int:
         db.session.commit()
         return reread(cb) if claimed else False
 
-    return each_row(rows.all(), read_if_claimed, _record_error)
+    return each_row(rows.all(), read_if_claimed, record_error)
 
 
-def _record_error(ident: int, exc: Exception) -> None:
+def record_error(ident: int, exc: Exception) -> None:
+    """A sweeper's record of a row it failed to read (for sweeper.each_row)."""
     _record(ident, Verdict("error", f"could not be interpreted: {exc.__class__.__name__}"))

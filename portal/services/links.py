@@ -36,6 +36,19 @@ def read_query(query_string: str) -> tuple[dict, bool, str]:
     return args, valid, stored
 
 
+def merchant_ref(merchant_id: int) -> str:
+    """How a URL we hand a provider for a whole merchant (not one payment) names it."""
+    return f"M{merchant_id}"
+
+
+def merchant_of_ref(ref) -> int | None:
+    """The merchant id a merchant_ref names, or None."""
+    if isinstance(ref, str) and ref[:1] == "M" and ref[1:].isascii() and ref[1:].isdigit() and len(ref) <= 11:
+        ident = int(ref[1:])
+        return ident if ident < 2**31 else None  # the database's integer
+    return None
+
+
 def external_url(endpoint: str, **values) -> str:
     """An absolute URL under PUBLIC_BASE_URL, built outside any request."""
     path = current_app.url_map.bind("localhost").build(endpoint, values)

@@ -1,4 +1,4 @@
-"""Kenyan phone numbers: parse what people type, answer the 2547XXXXXXXX / 2541XXXXXXXX form."""
+"""Kenyan phone numbers: parse what people type, answer the 254XXXXXXXXX form (2547.. / 2541.. for Safaricom)."""
 
 import re
 
@@ -15,6 +15,15 @@ class InvalidPhone(ValueError):
 
 def normalise_safaricom(raw) -> str:
     """Accepts 2547.., +2547.., 07.., 01.. (spaces and dashes allowed); returns 254XXXXXXXXX."""
+    msisdn = normalise_kenyan(raw)
+    if not SAFARICOM.match(msisdn):
+        raise InvalidPhone("Phone number must be a valid Safaricom number (07XX or 01XX)")
+    return msisdn
+
+
+def normalise_kenyan(raw) -> str:
+    """Any Kenyan number (Safaricom, Airtel, Telkom...) in the forms normalise_safaricom takes:
+    returns 254XXXXXXXXX."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         raise InvalidPhone("Phone number is required")
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
@@ -38,6 +47,4 @@ def normalise_safaricom(raw) -> str:
     msisdn = "254" + national
     if parsed.country_code != 254 or len(msisdn) != 12:
         raise InvalidPhone("Phone number must be 12 digits in the format 254XXXXXXXXX")
-    if not SAFARICOM.match(msisdn):
-        raise InvalidPhone("Phone number must be a valid Safaricom number (07XX or 01XX)")
     return msisdn

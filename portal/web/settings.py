@@ -1,7 +1,8 @@
-"""Portal view for the merchant's provider credentials (Daraja, its B2C initiator, Paystack) and its
-water pricing. Secrets are encrypted at rest by their columns and never shown back in full (the
-initiator password not at all); an empty secret input, or an empty certificate box, keeps the
-stored one. Pricing is checked by the service's own model (services/water_pricing.py)."""
+"""Portal view for the merchant's provider credentials (Daraja, its B2C initiator, Paystack, Africa's
+Talking for SMS) and its water pricing. Secrets are encrypted at rest by their columns and never
+shown back in full (the initiator password not at all); an empty secret input, or an empty
+certificate box, keeps the stored one. Pricing is checked by the service's own model
+(services/water_pricing.py)."""
 
 import re
 
@@ -16,6 +17,7 @@ from portal.extensions import db
 from portal.services import water_pricing
 from portal.services.links import external_url
 from portal.services.mpesa.client import describe_certificate
+from portal.services.sms_reports import delivery_report_url
 from portal.web.forms import WholeNumberField, strip
 from portal.web.htmx import hx_redirect, is_htmx
 
@@ -28,9 +30,17 @@ SECRET_FIELDS = (
     "daraja_passkey",
     "paystack_secret_key",
     "daraja_initiator_password",
+    "at_api_key",
 )
 WRITE_ONLY = ("daraja_initiator_password",)  # not even its last characters are shown
-PLAIN_FIELDS = ("daraja_shortcode", "daraja_transaction_type", "daraja_party_b", "daraja_initiator_name")
+PLAIN_FIELDS = (
+    "daraja_shortcode",
+    "daraja_transaction_type",
+    "daraja_party_b",
+    "daraja_initiator_name",
+    "at_username",
+    "at_sender_id",
+)
 # The STK callback addresses, one per API that starts pushes (endpoints of webhooks/daraja.py).
 CALLBACKS = (
     ("Checkout API (/initiate_payment)", "daraja_webhooks.checkout_stk"),
@@ -120,10 +130,42 @@ class SettingsForm(FlaskForm):
         validators=[Optional(), Length(max=16384, message="That is longer than any certificate; paste the one file.")],
     )
 
-    def __init__(self, *args, stored_daraja: bool = False, stored_password: bool = False, **kwargs):
+    at_username = StringField("Username", filters=[strip])
+    at_api_key = _secret("API key")
+    at_sender_id = StringField(
+        "Sender ID",
+        filters=[strip],
+        validators=[
+            Optional(),
+            Regexp(
+                r"^(?:[A-Za-z0-9][A-Za-z0-9 ._-]{0,10}|[0-9]{3,8})$",
+                message="A sender ID is up to 11 letters or digits (or a short code of digits), "
+                "exactly as Africa's Talking registered it for you.",
+            ),
+        ],
+    )
+
+    def __init__(
+        self, *args, stored_daraja: bool = False, stored_password: bool = False, stored_at_key: bool = False, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.stored_daraja = stored_daraja
         self.stored_password = stored_password
+        self.stored_at_key = stored_at_key
+
+    def validate_at_username(self, field):
+        """Optional, until there is an API key to go with it (and the other way round)."""
+        if not field.data:
+            if self.at_api_key.data:
+                raise ValidationError("Enter the username of the Africa's Talking app this API key belongs to.")
+            return
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", field.data):
+            raise ValidationError(
+                "An Africa's Talking username is letters, digits, dots, dashes or underscores; "
+                "copy it from your app's page (sandbox is the test one)."
+            )
+        if not (self.stored_at_key or self.at_api_key.data):
+            raise ValidationError("Paste the API key of this Africa's Talking app too: SMS need both.")
 
     def validate_daraja_initiator_name(self, field):
         """Optional, until there is a password to go with it."""
@@ -213,6 +255,7 @@ def _render(form: SettingsForm | None = None, status: int = 200, *, pricing_form
         "pricing_form": pricing_form or _stored_pricing_form(),
         "masked": masked,
         "certificate": stored_certificate(merchant.daraja_certificate),
+        "delivery_reports": delivery_report_url(merchant.id),
     }
     if is_htmx():
         return render_template("settings/_form.html", **context), status, {"Vary": "HX-Request"}
@@ -233,6 +276,7 @@ def save():
     form = SettingsForm(
         stored_daraja=any(getattr(merchant, name) for name in DARAJA_SECRETS),
         stored_password=bool(merchant.daraja_initiator_password),
+        stored_at_key=bool(merchant.at_api_key),
     )
     if not form.validate_on_submit():
         return _render(form, 422)

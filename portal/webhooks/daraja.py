@@ -3,22 +3,18 @@ one inbox for all, each answered in the words its sender or its API expects.
 Whatever arrives is stored and acknowledged (a body over MAX_CONTENT_LENGTH is refused with
 413 before it is read)."""
 
-import logging
 from typing import Any, Literal
 
-from flask import jsonify, request
+from flask import jsonify
 from pydantic import BaseModel, ConfigDict, Field
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from portal import openapi
 from portal.dialects import dialect_of
-from portal.extensions import db
 from portal.services import inbox
 from portal.services.mpesa import c2b
-from portal.webhooks import provider_blueprint
+from portal.webhooks import provider_blueprint, receive
 
 bp = provider_blueprint("daraja_webhooks", __name__)
-log = logging.getLogger(__name__)
 openapi.section(
     bp,
     "provider callbacks",
@@ -83,23 +79,7 @@ RECEIVED = openapi.Raw(StkCallbackRequest)
 
 
 def _receive(kind: str) -> inbox.Verdict | None:
-    raw = request.get_data(cache=False)  # 413 here, unread, when the body is too large
-    try:
-        return inbox.receive(
-            "daraja",
-            kind,
-            raw,
-            path=request.path,
-            query_string=request.query_string.decode("latin-1"),
-            headers=dict(request.headers),
-            source_ip=request.remote_addr,
-        )
-    except RequestEntityTooLarge:
-        raise
-    except Exception:  # stored already if the database was reachable; Daraja must get its acknowledgement
-        log.exception("Daraja %s callback could not be stored or read", kind)
-        db.session.rollback()
-        return None
+    return receive("daraja", kind)
 
 
 @openapi.operation(

@@ -5,7 +5,7 @@ found by walking the URL map, so a new JSON route is covered (or the guard fails
 
 import json
 from typing import NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +25,9 @@ JSON_BLUEPRINTS = {
     "water": "api_key",  # the water API (Bearer key: its station routes take an API key too)
     "daraja_webhooks": None,  # Daraja's callbacks: anonymous, always acknowledged
     "sandbox_daraja": "daraja_token",  # the Daraja simulator (Bearer token from its OAuth)
+    "sandbox_africastalking": "at_key",  # the AT simulator: an apiKey header, username sandbox in a form
+    "sandbox_africastalking_outbox": None,  # the SMS the AT simulator kept (sandbox only, no credential)
+    "sms_webhooks": None,  # Africa's Talking's delivery reports: anonymous, always answered 200
     "sandbox_faults": None,  # the simulators' fault switchboard (sandbox only, no credential)
     "api_docs": None,  # the OpenAPI document (public; its /ui page is HTML, documented as such)
 }
@@ -102,6 +105,13 @@ FIELDS = [
     "TransactionID",
     "OriginalConversationID",
     "IdentifierType",
+    "username",
+    "to",
+    "message",
+    "from",
+    "id",
+    "status",
+    "failureReason",
 ]
 ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None)  # surrogates and NUL too
 TEXT = st.text(ANY_CHAR, max_size=40) | st.sampled_from(
@@ -195,6 +205,13 @@ def json_rules(app):
     return rules
 
 
+class FormCredential(NamedTuple):
+    """A credential in headers with fields in a form body (Africa's Talking: apiKey, username)."""
+
+    headers: dict
+    fields: dict
+
+
 class BodyCredential(NamedTuple):
     """A credential carried in a JSON object body (the isp client_id, with a package to buy)."""
 
@@ -204,8 +221,11 @@ class BodyCredential(NamedTuple):
 
 def _authorised(credential, headers: dict, body: bytes) -> tuple[dict, bytes]:
     """The request with its credential where that kind carries it: a string is the Authorization
-    header; a BodyCredential goes into a body that is a JSON object. Other bodies go as they are:
-    they never reach the check."""
+    header; a FormCredential adds its headers and puts its fields before the body's own; a
+    BodyCredential goes into a body that is a JSON object. Other bodies go as they are: they
+    never reach the check."""
+    if isinstance(credential, FormCredential):  # the fields first, then the fuzz's bytes as more of the form
+        return {**headers, **credential.headers}, urlencode(credential.fields).encode() + b"&" + body
     if isinstance(credential, BodyCredential):
         try:
             value = json.loads(body)
@@ -246,6 +266,7 @@ def credentials(app, accounts, live_server):
         "api_key": f"Bearer {accounts['merchant']['api_key']}",
         "daraja_token": f"Bearer {token}",
         "isp_client": isp,
+        "at_key": FormCredential({"apiKey": app.config["SANDBOX_AT_API_KEY"]}, {"username": "sandbox"}),
         None: None,
     }
 

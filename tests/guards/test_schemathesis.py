@@ -34,7 +34,7 @@ STREAM = "text/event-stream"
 
 @pytest.fixture
 def headers_for(app, accounts, live_server):
-    """The Authorization header for each security scheme of the document."""
+    """The header for each security scheme of the document (Authorization, unless a dict says otherwise)."""
     with app.app_context():
         merchant = db.session.get(Merchant, accounts["merchant"]["id"])
         basic = (
@@ -47,13 +47,15 @@ def headers_for(app, accounts, live_server):
         "station_key": f"Bearer {accounts['station']['key']}",
         "daraja_basic": basic,
         "daraja_token": f"Bearer {token}",
+        "at_api_key": {"apiKey": app.config["SANDBOX_AT_API_KEY"]},  # a header of its own, not Authorization
     }
 
 
 def _credential(operation, headers_for) -> dict:
     for requirement in operation.definition.raw.get("security", []):
         for scheme in requirement:
-            return {"Authorization": headers_for[scheme]}
+            value = headers_for[scheme]
+            return value if isinstance(value, dict) else {"Authorization": value}
     return {}
 
 

@@ -1,6 +1,6 @@
 """What the simulator tests share: a Daraja integration's view of the simulator (Sim, and Business
-for C2B, B2C and Transaction Status), a merchant's callback endpoint (Receiver) and Daraja's
-shapes to check answers against."""
+for C2B, B2C and Transaction Status), an Africa's Talking one (At), a merchant's callback
+endpoint (Receiver) and Daraja's shapes to check answers against."""
 
 import base64
 import itertools
@@ -26,6 +26,7 @@ PHONE = "254708374149"
 MISSING = object()  # an override that removes the field from the body
 ENVELOPE = {"requestId", "errorCode", "errorMessage"}
 ACCEPTED = "Success. Request accepted for processing"
+AT_PHONE = "+254711000111"  # a number the Africa's Talking simulator delivers to
 LOCKED = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
 
 
@@ -207,6 +208,32 @@ class Business(Sim):
         return self.post("/mpesa/transactionstatus/v1/query", body, authorization=authorization)
 
 
+class At:
+    """Posts to the simulator's form endpoint the way AT's SDKs do."""
+
+    def __init__(self, live_server: str, key: str):
+        self.base = live_server + "/sandbox/africastalking"
+        self.key = key
+
+    def send(self, key=None, headers=None, **fields) -> requests.Response:
+        form = {"username": "sandbox", "to": AT_PHONE, "message": "Your code is 123456", "bulkSMSMode": "1", **fields}
+        form = {name: value for name, value in form.items() if value is not None}
+        sent = {"apiKey": self.key if key is None else key, "Accept": "application/json", **(headers or {})}
+        return self.post(data=form, headers=sent)
+
+    def post(self, **kw) -> requests.Response:
+        """A request to the send endpoint exactly as given (`data`, `json`, `headers`)."""
+        return requests.post(self.base + "/version1/messaging", timeout=10, **kw)
+
+    def messages(self, to: str) -> requests.Response:
+        return requests.get(self.base + "/messages", params={"to": to}, timeout=10)
+
+    def kept(self, to: str) -> list[dict]:
+        answer = self.messages(to)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["messages"]
+
+
 def merchant_credentials(app, accounts, label="merchant") -> tuple[str, str]:
     with app.app_context():
         merchant = db.session.get(Merchant, accounts[label]["id"])
@@ -259,6 +286,15 @@ class Receiver:
         with self._lock:
             return [r["body"] for r in self.received if r["path"] == path]
 
+    def forms_at(self, path: str, count: int = 1, timeout: float = 15.0) -> list[dict]:
+        """The form-encoded requests to `path`, once there are `count` of them."""
+        wait_for(lambda: len(self.at_path(path)) >= count, timeout=timeout, what=f"{count} form(s) posted to {path}")
+        return [r["form"] for r in self.at_path(path)]
+
+    def at_path(self, path: str) -> list[dict]:
+        with self._lock:
+            return [r for r in self.received if r["path"] == path]
+
     def wait_at(self, path: str, count: int = 1, timeout: float = 15.0) -> list:
         wait_for(lambda: len(self.bodies_at(path)) >= count, timeout=timeout, what=f"{count} request(s) to {path}")
         return self.bodies_at(path)
@@ -272,6 +308,7 @@ class Receiver:
             "query": request.query_string.decode(),
             "headers": dict(request.headers),
             "body": request.get_json(silent=True),
+            "form": request.form.to_dict(),
         }
         if request.path in self.delays:
             time.sleep(self.delays[request.path])  # the slow endpoint under test, not a wait of the test's

@@ -320,3 +320,43 @@ def test_a_password_needs_an_initiator_name(app, client, auth, accounts):
         spaced = client.post("/settings", data=form(token, **{field: "has space"}))
         assert spaced.status_code == 422 and "has no spaces" in spaced.get_data(as_text=True)
     assert initiator(app, accounts["merchant"]["id"]) == before
+
+
+def test_an_africas_talking_app_is_saved_encrypted_and_shown_masked(app, client, auth, accounts):
+    merchant_id = accounts["merchant"]["id"]
+    token = sign_in(auth, accounts["merchant"])
+    fields = {"at_username": "demo-shop", "at_api_key": "atsk_0f1e2d3c4b5a6978a1b2", "at_sender_id": "DEMO-SHOP"}
+    assert client.post("/settings", data=form(token, **fields)).status_code == 302
+    with app.app_context():
+        merchant = db.session.get(Merchant, merchant_id)
+        assert (merchant.at_username, merchant.at_api_key, merchant.at_sender_id) == tuple(fields.values())
+    assert raw_column(app, merchant_id, "at_username") == "demo-shop"  # a username is no secret
+    assert fields["at_api_key"] not in raw_column(app, merchant_id, "at_api_key")
+    page = client.get("/settings").get_data(as_text=True)
+    assert "••••••••a1b2" in page and fields["at_api_key"] not in page
+    assert 'name="at_username" type="text" value="demo-shop"' in page
+    # saved again without touching the key: the key stays, and so does the username
+    assert client.post("/settings", data=form(token, at_username="demo-shop")).status_code == 302
+    with app.app_context():
+        assert db.session.get(Merchant, merchant_id).at_api_key == fields["at_api_key"]
+
+
+def test_the_delivery_reports_address_for_the_merchants_own_app_is_shown(client, auth, accounts, live_server):
+    sign_in(auth, accounts["merchant"])
+    page = client.get("/settings").get_data(as_text=True)
+    shown = re.search(r"<code>(http[^<]*/api/sms/delivery-reports\?[^<]*)</code>", page).group(1)
+    assert shown.startswith(live_server) and f"ref=M{accounts['merchant']['id']}&amp;token=" in shown
+
+
+def test_an_africas_talking_key_needs_its_username_and_the_other_way_round(app, client, auth, accounts):
+    token = sign_in(auth, accounts["merchant"])
+    answer = client.post("/settings", data=form(token, at_api_key="atsk_0f1e2d3c4b5a6978a1b2"))
+    assert answer.status_code == 422
+    assert "Enter the username of the Africa&#39;s Talking app" in answer.get_data(as_text=True)
+    answer = client.post("/settings", data=form(token, at_username="demo-shop"))
+    assert answer.status_code == 422 and "Paste the API key of this Africa" in answer.get_data(as_text=True)
+    answer = client.post("/settings", data=form(token, at_sender_id="A SENDER ID TOO LONG"))
+    assert answer.status_code == 422 and "A sender ID is up to 11 letters" in answer.get_data(as_text=True)
+    with app.app_context():
+        merchant = db.session.get(Merchant, accounts["merchant"]["id"])
+        assert (merchant.at_username, merchant.at_api_key, merchant.at_sender_id) == (None, None, None)

@@ -4,17 +4,15 @@ one conditional UPDATE, so concurrent payouts can never take an account below ze
 
 from flask import current_app
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from portal.extensions import db
+from portal.extensions import db, dialect_insert
 from portal.models import SandboxShortcode
 
 
 def _open(shortcode: str) -> None:
-    insert = postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert
     opening = current_app.config["SANDBOX_SHORTCODE_BALANCE"] * 100
     db.session.execute(
-        insert(SandboxShortcode)
+        dialect_insert(SandboxShortcode)
         .values(shortcode=shortcode, balance_cents=opening)
         .on_conflict_do_nothing(index_elements=["shortcode"])
     )

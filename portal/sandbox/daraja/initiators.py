@@ -18,9 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from portal.extensions import db
+from portal.extensions import db, dialect_insert
 from portal.models import SandboxApp, SandboxKeyPair
 from portal.timeutil import utcnow
 
@@ -39,9 +38,8 @@ def _key_pair() -> tuple[str, str]:
     if row is None:
         certificate, private_key = _made.get(KEY_NAME) or _made.setdefault(KEY_NAME, _generate())
         # Several processes may get here at once: the first row stored wins, the others read it.
-        insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
         db.session.execute(
-            insert(SandboxKeyPair)
+            dialect_insert(SandboxKeyPair)
             .values(name=KEY_NAME, certificate=certificate, private_key=private_key, created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["name"])
         )

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from portal.extensions import db
 from portal.models import Merchant, Payment, PaymentStatus
 from portal.services import inbox
-from portal.services.links import callback_token, external_url
+from portal.services.links import callback_token, external_url, merchant_of_ref, merchant_ref
 from portal.services.mpesa.client import daraja_base_url, daraja_for, source_problem
 from portal.services.transitions import create_payment
 from portal.timeutil import iso_z, utcnow
@@ -35,10 +35,6 @@ INVALID_SHORTCODE, OTHER_ERROR = "C2B00015", "C2B00016"
 
 def reject(code: str) -> dict:
     return {"ResultCode": code, "ResultDesc": "Rejected"}
-
-
-def merchant_ref(merchant_id: int) -> str:
-    return f"M{merchant_id}"
 
 
 def c2b_urls(merchant: Merchant) -> tuple[str, str]:
@@ -123,10 +119,10 @@ def _describe(c2b: C2bPayment) -> str:
 
 def _merchant(item: inbox.Item) -> Merchant | None:
     """The merchant whose registered URL this came through (a valid token for its ref)."""
-    ref = item.args.get("ref")
-    if not (item.token_valid and isinstance(ref, str) and ref[:1] == "M" and ref[1:].isdigit()):
+    merchant_id = merchant_of_ref(item.args.get("ref"))
+    if not (item.token_valid and merchant_id is not None):
         return None
-    return db.session.get(Merchant, int(ref[1:]))
+    return db.session.get(Merchant, merchant_id)
 
 
 def rules(merchant: Merchant) -> dict:

@@ -9,11 +9,10 @@ import json
 import re
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import update
 
-from portal.extensions import db, single_statement
-from portal.models import Callback, Payment, PaymentStatus
-from portal.models.payment import ORPHANED
+from portal.extensions import db
+from portal.models import Payment, PaymentStatus
 from portal.services import inbox
 from portal.services.mpesa.client import source_problem
 from portal.services.mpesa.stk import (
@@ -91,29 +90,13 @@ def interpret(item: inbox.Item) -> inbox.Verdict:
     return inbox.Verdict("rejected", f"payment is already {state.status}; result ignored", status=state.status, **found)
 
 
-_ORPHANS = (
-    select(Callback.__table__.c.id)
-    .where(
-        Callback.__table__.c.provider == "daraja",
-        Callback.__table__.c.kind == "stk",
-        Callback.__table__.c.provider_id == bindparam("checkout_request_id"),
-        ORPHANED,
-    )
-    .order_by(Callback.__table__.c.id)
-)  # built once: every push asks, and the answer is nearly always none
-
-
 def orphans_of(checkout_request_id: str) -> list[int]:
     """Callbacks stored before their payment knew this CheckoutRequestID (nearly always none).
     A callback whose verdict commits after this look is found by the sweeper's STK query."""
-    with single_statement() as connection:
-        return connection.execute(_ORPHANS, {"checkout_request_id": checkout_request_id}).scalars().all()
+    return inbox.orphans("daraja", "stk", checkout_request_id)
 
 
-def replay(callback_ids: list[int]) -> None:
-    """Re-reads those callbacks, now that their payment can be found."""
-    for ident in callback_ids:
-        inbox.reread(db.session.get(Callback, ident))
+replay = inbox.replay  # re-reads those callbacks, now that their payment can be found
 
 
 def _after(result: StkResult) -> str:
