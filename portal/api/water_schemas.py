@@ -139,7 +139,9 @@ class WaterReferencePath(Request):
 
 class OtpGenerate(Request):
     transactionReference: Reference  # noqa: N815
-    liters: fields.WholeNumber("liters", 1, 100_000) | None = None
+    liters: Annotated[int, BeforeValidator(fields.whole_amount), Field(ge=1, le=100_000)] | None = Field(
+        None, description="Fewer liters than were paid for, if the merchant wishes; default: all of them"
+    )
 
 
 class StationOtpVerify(Request):

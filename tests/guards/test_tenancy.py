@@ -115,6 +115,15 @@ def _dead_letter(merchant_id: int) -> DeadLetter:
     return row
 
 
+def _water_payment(merchant_id: int) -> str:
+    """One of merchant A's completed water payments (final: asking about it asks M-Pesa nothing)."""
+    payment = _payment(merchant_id)
+    payment.api, payment.status, payment.meta = "water", "completed", {"liters": 10}
+    payment.reference = f"WS-1700000000000-T{payment.id:07d}"
+    db.session.commit()
+    return payment.reference
+
+
 # URL variable -> a function that creates merchant A's object and returns the variable's value.
 FILL: dict[str, Callable[[int], object]] = {
     "checkout_request_id": lambda m: _payment(m).checkout_request_id,
@@ -124,6 +133,7 @@ FILL: dict[str, Callable[[int], object]] = {
     "client_id": lambda m: _isp(IspClient, m).id,
     "package_id": lambda m: _isp(InternetPackage, m, price=5000).id,
     "dead_letter_id": lambda m: _dead_letter(m).id,
+    "reference": _water_payment,
     "station_id": lambda m: stations.create_station(m, f"TENANCY{next(_serial)}", "Tenancy kiosk")[0].id,
 }
 
