@@ -33,8 +33,8 @@ TOO_MANY = "Too many requests from this IP, please try again later."
 openapi.section(
     bp,
     "water",
-    "The water stations API: payment preview (and, with the routes to come, M-Pesa payments, OTPs and "
-    "dispensing), in the {success} envelope; a station's key or an API key",
+    "The water stations API: payment preview, M-Pesa payments, OTPs and dispensing, in the {success} "
+    "envelope; a station's key or an API key",
     auth=openapi.STATION,
     responses={
         401: envelope.Failure,
