@@ -185,3 +185,27 @@ def test_the_query_asks_mpesa_and_answers_the_documented_shape(live_server, kios
     assert answer.status_code == 200 and answer.json()["message"] == "Payment status verified from M-Pesa"
     assert answer.json()["data"]["transactionReference"] == reference
     assert answer.json()["data"]["status"] in ("processing", "completed")
+
+
+def test_another_merchants_key_finds_none_of_the_payments_and_changes_nothing(app, live_server, kiosk, accounts):
+    """The water routes name payments in the body as well as the path: another merchant's API
+    key is told they do not exist, and nothing is issued, verified or completed."""
+    reference = pay(kiosk)["transactionReference"]
+    settled(kiosk, reference)
+    code = code_by_sms(live_server, PHONE, reference)
+    intruder = Api(live_server, accounts["other_merchant"]["api_key"])
+    with app.app_context():
+        before = db.session.query(Otp.code_hmac, Otp.status, Otp.attempts, Otp.issued).one()
+    for answer in (
+        intruder.get(f"/api/payments/status/{reference}"),
+        intruder.get(f"/api/otp/status/{reference}"),
+        intruder.post("/api/otp/generate", json={"transactionReference": reference}),
+    ):
+        assert answer.status_code == 404, answer.text
+    for path, body in (
+        ("/api/stations/otp/verify", {"transactionReference": reference, "otp": code, "stationId": "STATION001"}),
+        ("/api/stations/otp/complete", {"transactionReference": reference, "stationId": "STATION001"}),
+    ):
+        assert intruder.post(path, json=body).status_code == 404  # neither the station nor the code is theirs
+    with app.app_context():
+        assert db.session.query(Otp.code_hmac, Otp.status, Otp.attempts, Otp.issued).one() == before
