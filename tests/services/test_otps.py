@@ -39,7 +39,7 @@ def water_payment(merchant_id: int, status: str = PaymentStatus.COMPLETED, liter
     return payment
 
 
-def station(merchant_id: int, code: str = "STATION001", pulses: int = 1000) -> Station:
+def station(merchant_id: int, code: str = "KIOSK001", pulses: int = 1000) -> Station:
     row = Station(
         merchant_id=merchant_id,
         code=code,
@@ -119,7 +119,7 @@ def test_three_wrong_codes_block_it_and_the_right_one_no_longer_works(merchant_i
 
 def test_a_second_station_is_refused_while_the_first_dispenses_and_after(merchant_id):
     payment = water_payment(merchant_id)
-    first, second = station(merchant_id), station(merchant_id, "STATION002")
+    first, second = station(merchant_id), station(merchant_id, "KIOSK002")
     _, code = otps.issue(payment)
     db.session.commit()
     otps.verify(payment, first, code)
@@ -174,7 +174,7 @@ def test_stations_racing_for_one_code_resolve_exactly_once(app, merchant_id, sam
     """Eight verifications at once at eight stations: with the right code exactly one station
     wins and the others are told it is in use; with a wrong code the attempts stop at the limit."""
     payment = water_payment(merchant_id)
-    stations = [station(merchant_id, f"STATION{n:03d}") for n in range(1, 9)]
+    stations = [station(merchant_id, f"KIOSK{n:03d}") for n in range(1, 9)]
     _, code = otps.issue(payment)
     db.session.commit()
     typed = code if same_code else f"{(int(code) + 1) % 10**6:06d}"
