@@ -239,8 +239,6 @@ def mpesa_query(reference: str):
 
 
 # -- OTPs ----------------------------------------------------------------------------------------
-def _otp_refused(exc: otps.OtpRefused):
-    return envelope.fail(exc.status, exc.message, exc.error)
 
 
 def _otp_state(otp) -> dict:
@@ -274,10 +272,7 @@ def otp_generate():
     payment = _payment(form.transactionReference)
     if payment is None:
         return _not_found()
-    try:
-        otp, code = otps.issue(payment, form.liters)
-    except otps.OtpRefused as exc:
-        return _otp_refused(exc)
+    otp, code = otps.issue(payment, form.liters)
     db.session.commit()
     data = {
         "otp": code,
@@ -309,7 +304,7 @@ def otp_status(reference: str):
 class _StationRefused(Exception):
     def __init__(self, status: int, message: str, error: str):
         super().__init__(message)
-        self.answer = envelope.fail(status, message, error)
+        self.status, self.message, self.error = status, message, error
 
 
 def _station(code: str | None, *, required: bool = True) -> Station | None:
@@ -330,8 +325,17 @@ def _station(code: str | None, *, required: bool = True) -> Station | None:
 
 
 @bp.errorhandler(_StationRefused)
-def _station_refused(exc: _StationRefused):
-    return exc.answer
+@bp.errorhandler(otps.OtpRefused)
+def _refused(exc: _StationRefused | otps.OtpRefused):
+    """A station or an OTP that cannot be used as asked: the status and code the document gives it."""
+    return envelope.fail(exc.status, exc.message, exc.error)
+
+
+def _payment_with_otp(reference: str) -> Payment:
+    payment = _payment(reference)
+    if payment is None:
+        raise otps.OtpRefused(404, "OTP_NOT_FOUND", "OTP not found")
+    return payment
 
 
 def _dispense(payment: Payment, otp, station: Station) -> dict:
@@ -362,13 +366,8 @@ def _dispense(payment: Payment, otp, station: Station) -> dict:
 def station_verify():
     form = envelope.parse_body(schemas.StationOtpVerify)
     station = _station(form.stationId)
-    payment = _payment(form.transactionReference)
-    if payment is None:
-        return envelope.fail(404, "OTP not found", "OTP_NOT_FOUND")
-    try:
-        otp = otps.verify(payment, station, form.otp)
-    except otps.OtpRefused as exc:
-        return _otp_refused(exc)
+    payment = _payment_with_otp(form.transactionReference)
+    otp = otps.verify(payment, station, form.otp)
     return envelope.ok(_dispense(payment, otp, station), "OTP verified successfully. Dispensing authorized.")
 
 
@@ -388,13 +387,8 @@ def station_verify():
 def station_complete():
     form = envelope.parse_body(schemas.StationOtpComplete)
     station = _station(form.stationId)
-    payment = _payment(form.transactionReference)
-    if payment is None:
-        return envelope.fail(404, "OTP not found", "OTP_NOT_FOUND")
-    try:
-        otp = otps.complete(payment, station)
-    except otps.OtpRefused as exc:
-        return _otp_refused(exc)
+    payment = _payment_with_otp(form.transactionReference)
+    otp = otps.complete(payment, station)
     return envelope.ok(_dispense(payment, otp, station), "Dispensing complete. OTP used.")
 
 
@@ -421,10 +415,11 @@ def station_otp_status(reference: str):
     if otp is None:
         return envelope.ok({"exists": False})
     locked_elsewhere = otp.station_id is not None and (station is None or otp.station_id != station.id)
-    data = _otp_state(otp) | {
+    data = _otp_state(otp)
+    data |= {
         "pulses": otps.pulses(otp, station) if station else None,
         "stationId": otp.station.code if otp.station_id else None,
         "isLockedToDifferentStation": locked_elsewhere if station else False,
-        "canUse": otps.can_use(otp, station) if station else otps.view(otp).status == OtpStatus.ACTIVE,
+        "canUse": otps.can_use(otp, station) if station else data["status"] == OtpStatus.ACTIVE,
     }
     return envelope.ok(data)

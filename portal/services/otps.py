@@ -285,20 +285,7 @@ def can_use(otp: Otp, station: Station) -> bool:
 @sweeper.step("otps_expired")
 def expire(now: datetime) -> int:
     """Active codes past their expiry become expired."""
-    due = db.session.execute(
-        select(Otp.id).where(Otp.status == S.ACTIVE, Otp.expires_at <= now).order_by(Otp.id).limit(sweeper.BATCH)
-    ).scalars()
-
-    def handle(ident: int) -> bool:
-        return bool(
-            db.session.execute(
-                update(Otp)
-                .where(Otp.id == ident, Otp.status == S.ACTIVE, Otp.expires_at <= now)
-                .values(status=S.EXPIRED, updated_at=now)
-            ).rowcount
-        )
-
-    return sweeper.each_row(list(due), handle, _log_failure("expire"))
+    return _move_each((Otp.status == S.ACTIVE, Otp.expires_at <= now), status=S.EXPIRED, updated_at=now)
 
 
 @sweeper.step("otps_dispensed")
@@ -306,23 +293,22 @@ def finish_dispensing(now: datetime) -> int:
     """A station that verified a code and never said it finished (it crashed, lost power):
     after OTP_DISPENSE_TIMEOUT the code is used, since the station was told to dispense."""
     before = now - timedelta(seconds=current_app.config["OTP_DISPENSE_TIMEOUT"])
-    due = db.session.execute(
-        select(Otp.id)
-        .where(Otp.status == S.IN_PROGRESS, Otp.verified_at <= before)
-        .order_by(Otp.id)
-        .limit(sweeper.BATCH)
-    ).scalars()
+    due = (Otp.status == S.IN_PROGRESS, Otp.verified_at <= before)
+    return _move_each(due, status=S.USED, used_at=now, updated_at=now)
+
+
+def _move_each(conditions: tuple, **values) -> int:
+    """A batch of the OTPs that meet `conditions`, each moved by one conditional UPDATE (so a
+    code verified or re-issued meanwhile is left alone); a row that fails is logged and skipped."""
+    due = db.session.execute(select(Otp.id).where(*conditions).order_by(Otp.id).limit(sweeper.BATCH)).scalars()
 
     def handle(ident: int) -> bool:
-        return bool(
-            db.session.execute(
-                update(Otp)
-                .where(Otp.id == ident, Otp.status == S.IN_PROGRESS, Otp.verified_at <= before)
-                .values(status=S.USED, used_at=now, updated_at=now)
-            ).rowcount
-        )
+        return bool(db.session.execute(update(Otp).where(Otp.id == ident, *conditions).values(**values)).rowcount)
 
-    return sweeper.each_row(list(due), handle, _log_failure("finish dispensing"))
+    def record(ident: int, exc: Exception) -> None:
+        log.error("could not move OTP %s to %s: %s", ident, values["status"], exc)
+
+    return sweeper.each_row(list(due), handle, record)
 
 
 @sweeper.step("otps_missing")
@@ -348,10 +334,3 @@ def issue_missing(now: datetime) -> int:
         enqueue(ISSUE_JOB, payment_id, job_id=f"water-otp-{payment_id}", meta={"payment_id": payment_id})
 
     return sweeper.each_row(list(due), handle, record_failure)
-
-
-def _log_failure(what: str):
-    def record(ident, exc: Exception) -> None:
-        log.error("could not %s OTP row %s: %s", what, ident, exc)
-
-    return record
