@@ -97,15 +97,15 @@ def worker_env(app, live_server, **settings) -> dict:
     """The environment of a separate `worker.py` on the tests' database, Redis and live server."""
     if not app.config["REDIS_URL"]:
         raise AssertionError("worker.py needs a real Redis: set TEST_REDIS_URL")
-    return dict(
+    env = dict(
         os.environ,
         DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
         REDIS_URL=app.config["REDIS_URL"],
         SECRET_KEY=app.config["SECRET_KEY"],
         PUBLIC_BASE_URL=live_server,
         LOG_LEVEL="WARNING",
-        **settings,
     )
+    return env | settings
 
 
 QUERY_PATH = "/sandbox/daraja/mpesa/stkpushquery"  # the simulator's STK query, for its fault switch
