@@ -215,7 +215,8 @@ class Config(BaseSettings):
     KIOSK_FLOW_LITERS_PER_SECOND: float = Field(0.2, gt=0, le=100)
     # Seconds a kiosk's closing screen (thank you, payment failed, code refused) stays before idle.
     KIOSK_IDLE_RETURN_SECONDS: float = Field(10.0, gt=0)
-    # Seconds a kiosk screen waiting for the customer's touch may sit untouched before it goes back to idle.
+    # Seconds a kiosk screen waiting for the customer's touch may sit untouched before it goes back to idle
+    # (the code screen of a customer who has paid waits instead as long as the code lasts).
     KIOSK_ABANDON_SECONDS: float = Field(90.0, gt=0)
     # Largest request body in bytes; bigger ones are refused with 413 before they are read.
     MAX_CONTENT_LENGTH: int = Field(65536, gt=0)

@@ -13,6 +13,7 @@
   var FLOW = parseFloat(data.flowLitersPerSecond); // the simulated meter's liters a second
   var IDLE_RETURN_MS = parseFloat(data.idleReturnSeconds) * 1000;
   var ABANDON_MS = parseFloat(data.abandonSeconds) * 1000;
+  var CODE_MS = parseFloat(data.codeMinutes) * 60000; // a code's life from its SMS (OTP_EXPIRY_MINUTES)
   var PLACEHOLDER = data.referencePlaceholder;
   var URLS = {
     whoami: data.urlWhoami,
@@ -117,9 +118,16 @@
     if (target) target.focus();
   }
 
+  // An untouched screen goes back to idle; the code screen of a customer who has paid waits
+  // instead as long as the code lasts (the SMS may be slow), however often it is touched.
   function touched() {
     clearTimeout(state.abandon);
-    state.abandon = WAITING_FOR_TOUCH[state.screen] ? setTimeout(toIdle, ABANDON_MS) : null;
+    state.abandon = null;
+    if (state.screen === "otp") {
+      state.abandon = setTimeout(codeExpired, Math.max(0, state.sale.codeExpires - Date.now()));
+    } else if (WAITING_FOR_TOUCH[state.screen]) {
+      state.abandon = setTimeout(toIdle, ABANDON_MS);
+    }
   }
 
   function closing(name) {
@@ -431,6 +439,7 @@
   }
 
   function askCode() {
+    state.sale.codeExpires = Date.now() + CODE_MS;
     say("otp-label", "Enter the 6-digit code sent to " + maskedPhone(state.phone));
     say("otp-message", "The code comes by SMS in a moment.");
     $("otp-input").value = "";
@@ -444,6 +453,12 @@
     OTP_LOCKED_TO_STATION: ["Code locked to another station", "This code was used at another station.", "help"],
     OTP_IN_USE: ["Code locked to another station", "This code is in use at another station right now.", "help"],
   };
+
+  function codeExpired() {
+    state.flow += 1; // a code being checked right now is answered to nobody
+    var expired = REFUSED.OTP_EXPIRED;
+    notice(expired[0], expired[1], askFor(expired[2]));
+  }
 
   async function codeEntered() {
     var input = $("otp-input");

@@ -39,4 +39,5 @@ def kiosk(station: str):
         flow=config["KIOSK_FLOW_LITERS_PER_SECOND"],
         idle_return=config["KIOSK_IDLE_RETURN_SECONDS"],
         abandon=config["KIOSK_ABANDON_SECONDS"],
+        code_minutes=config["OTP_EXPIRY_MINUTES"],  # how long the code screen waits for a paid customer
     )

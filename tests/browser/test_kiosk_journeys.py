@@ -229,6 +229,29 @@ def test_wrong_codes_show_the_attempts_left_then_the_code_is_blocked(new_page, a
     assert (state["status"], state["attempts"]) == ("blocked", 3)
 
 
+def test_the_code_screen_waits_as_long_as_the_code_lasts_then_says_it_expired(
+    app, new_page, accounts, live_server, kiosk_settings
+):
+    app.config.update(OTP_EXPIRY_MINUTES=0.1, KIOSK_ABANDON_SECONDS=1)  # a code of 6 s; screens left alone 1 s
+    phone = open_phone(new_page)
+    kiosk = open_kiosk(new_page, SMALL)
+    pair(kiosk, accounts["station"]["key"])
+    idle(kiosk).click()
+    kiosk.keyboard.type("0712345678")
+    kiosk.keyboard.press("Enter")
+    kiosk.keyboard.type("50")
+    kiosk.keyboard.press("Enter")
+    kiosk.get_by_role("button", name="Pay KES 50 with M-Pesa").click()
+    approve(phone, 50)
+    expect(otp_prompt(kiosk)).to_be_visible(timeout=SLOW)
+    expect(kiosk.get_by_role("heading", name="Code expired")).to_be_visible(timeout=SLOW)
+    expect(kiosk.locator("#notice-text")).to_have_text("This code was not used in time, so it has expired.")
+    expect(kiosk.locator("#notice-next")).to_have_text(re.compile(r"^Ask the attendant or Demo Shop for a new code\."))
+    shot(kiosk, "expired")
+    kiosk.keyboard.press("Enter")  # OK has the focus
+    expect(idle(kiosk)).to_be_focused()
+
+
 def test_a_payment_cancelled_on_the_phone_says_so_and_returns_to_idle(new_page, accounts, kiosk_settings):
     phone = open_phone(new_page)
     kiosk = open_kiosk(new_page, SMALL)

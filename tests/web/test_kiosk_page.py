@@ -22,13 +22,16 @@ def test_the_page_is_the_same_shell_for_any_code_and_shows_nothing_of_a_merchant
 
 
 def test_the_page_carries_its_settings_and_the_api_addresses(app, client):
-    app.config.update(KIOSK_FLOW_LITERS_PER_SECOND=0.5, KIOSK_IDLE_RETURN_SECONDS=7, KIOSK_ABANDON_SECONDS=45)
+    app.config.update(
+        KIOSK_FLOW_LITERS_PER_SECOND=0.5, KIOSK_IDLE_RETURN_SECONDS=7, KIOSK_ABANDON_SECONDS=45, OTP_EXPIRY_MINUTES=12
+    )
     html = client.get("/kiosk/STATION001").get_data(as_text=True)
     expected = {
         "data-station": "STATION001",
         "data-flow-liters-per-second": "0.5",
         "data-idle-return-seconds": "7",
         "data-abandon-seconds": "45",
+        "data-code-minutes": "12",
         "data-url-whoami": "/api/stations/whoami",
         "data-url-preview": "/api/payments/preview",
         "data-url-initiate": "/api/payments/mpesa/initiate",
