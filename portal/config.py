@@ -210,6 +210,14 @@ class Config(BaseSettings):
     OTP_HMAC_KEY: str = ""
     # Seconds a station may dispense (OTP in_progress) before the sweeper takes it as finished.
     OTP_DISPENSE_TIMEOUT: float = Field(1800.0, gt=0)
+    # The kiosk page (/kiosk/<station>): liters a second its simulated flow meter counts while
+    # dispensing (the sandbox has no meter; a real kiosk's meter replaces it).
+    KIOSK_FLOW_LITERS_PER_SECOND: float = Field(0.2, gt=0, le=100)
+    # Seconds a kiosk's closing screen (thank you, payment failed, code refused) stays before idle.
+    KIOSK_IDLE_RETURN_SECONDS: float = Field(10.0, gt=0)
+    # Seconds a kiosk screen waiting for the customer's touch may sit untouched before it goes back to idle
+    # (the code screen of a customer who has paid waits instead as long as the code lasts).
+    KIOSK_ABANDON_SECONDS: float = Field(90.0, gt=0)
     # Largest request body in bytes; bigger ones are refused with 413 before they are read.
     MAX_CONTENT_LENGTH: int = Field(65536, gt=0)
     # werkzeug method for portal passwords (tests use a cheap one).

@@ -393,6 +393,39 @@ def station_complete():
 
 
 @openapi.operation(
+    "The station a key speaks for, with its merchant's pricing: how a kiosk checks the key it is given",
+    query=schemas.StationWhoamiQuery,
+    responses={
+        200: schemas.StationIdentityAnswer,
+        400: openapi.Answer(envelope.Failure, "stationId is required with an API key, or malformed"),
+        403: openapi.Answer(envelope.Failure, "The key belongs to another station than stationId"),
+        404: openapi.Answer(envelope.Failure, "No active station of the merchant has this code"),
+    },
+)
+@bp.get("/stations/whoami")
+@require_station_or_key
+def station_whoami():
+    query = envelope.validate(schemas.StationWhoamiQuery, request.args.to_dict())
+    station = _station(query.stationId)
+    pricing = water_pricing.pricing_of(g.merchant)
+    data = {
+        "stationId": station.code,
+        "name": station.name,
+        "location": station.location,
+        "pulsesPerLiter": station.pulses_per_liter,
+        "merchantName": g.merchant.name,
+        "pricing": {
+            "pricePerLiter": pricing.price_per_liter,
+            "currency": pricing.currency,
+            "roundingStrategy": pricing.rounding,
+            "minAmount": pricing.min_amount,
+            "maxAmount": pricing.max_amount,
+        },
+    }
+    return envelope.ok(data, f"This key speaks for station {station.code}")
+
+
+@openapi.operation(
     "Whether a station can use a payment's OTP now (a station key asks for itself)",
     path=WaterReferencePath,
     query=schemas.StationOtpStatusQuery,

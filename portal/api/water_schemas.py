@@ -159,6 +159,12 @@ class StationOtpStatusQuery(Request):
     stationId: StationCode | None = None  # noqa: N815
 
 
+class StationWhoamiQuery(Request):
+    stationId: StationCode | None = Field(  # noqa: N815
+        None, description="The station the caller expects (a kiosk: the code in its address); required with an API key"
+    )
+
+
 class WaterInitiated(Answer):
     success: Literal[True]
     transactionReference: str  # noqa: N815
@@ -246,3 +252,24 @@ class Dispense(Answer):
 
 class DispenseAnswer(Success):
     data: Dispense
+
+
+class StationPricing(Answer):
+    pricePerLiter: int  # noqa: N815
+    currency: Literal["KES"]
+    roundingStrategy: Rounding  # noqa: N815
+    minAmount: int  # noqa: N815
+    maxAmount: int  # noqa: N815
+
+
+class StationIdentity(Answer):
+    stationId: str  # noqa: N815
+    name: str
+    location: str
+    pulsesPerLiter: int  # noqa: N815
+    merchantName: str  # noqa: N815
+    pricing: StationPricing
+
+
+class StationIdentityAnswer(Success):
+    data: StationIdentity

@@ -55,8 +55,9 @@ def watch_csp(page, violations: list) -> None:
 def new_page(browser, live_server):
     contexts, violations = [], []
 
-    def make(viewport=DESKTOP):
-        context = browser.new_context(base_url=live_server, viewport=viewport)
+    def make(viewport=DESKTOP, **options):
+        """A page in a context of its own (its own storage); `options` go to the context (has_touch=True)."""
+        context = browser.new_context(base_url=live_server, viewport=viewport, **options)
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()

@@ -43,6 +43,7 @@ NOT_JSON = {
     "payouts",
     "stations",
     "sandbox_phone",
+    "kiosk",
     "",
 }
 

@@ -24,6 +24,9 @@ NO_MERCHANT_OBJECT = {
     "/sandbox/phone/<msisdn>/screen",
     "/sandbox/phone/<msisdn>/prompts/<int:prompt_id>/pay",
     "/sandbox/phone/<msisdn>/prompts/<int:prompt_id>/cancel",
+    # The kiosk page is the same static shell for any code: codes are per merchant, so the page
+    # looks nothing up; its script pairs with a station's key, and the water API decides by the key.
+    "/kiosk/<station>",
 }
 
 # How the other merchant reaches each blueprint's routes.
