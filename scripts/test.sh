@@ -44,12 +44,19 @@ if [ ! -x "$CHROMIUM" ]; then
   fi
 fi
 
+# Each database's run is split over TEST_WORKERS processes (pytest-xdist), each with its own
+# database and Redis db (tests/conftest.py): the tests mostly wait on HTTP, callbacks and the
+# worker, so two processes a run keep both cores busy. The browser tests stay on one process.
+WORKERS=${TEST_WORKERS:-2}
+XDIST=()
+if [ "$WORKERS" -gt 1 ]; then XDIST=(-n "$WORKERS" --dist loadgroup); fi
+
 logs=$(mktemp -d)
-TEST_DATABASE_URL=sqlite TEST_REDIS_URL=$SQLITE_REDIS "$PY" -m pytest "$@" > "$logs/sqlite.log" 2>&1 &
+TEST_DATABASE_URL=sqlite TEST_REDIS_URL=$SQLITE_REDIS "$PY" -m pytest "${XDIST[@]}" "$@" > "$logs/sqlite.log" 2>&1 &
 sqlite_pid=$!
 pg_pid=""
 if reachable postgres "$PG_URL"; then
-  TEST_DATABASE_URL=$PG_URL TEST_REDIS_URL=$PG_REDIS "$PY" -m pytest "$@" > "$logs/postgres.log" 2>&1 &
+  TEST_DATABASE_URL=$PG_URL TEST_REDIS_URL=$PG_REDIS "$PY" -m pytest "${XDIST[@]}" "$@" > "$logs/postgres.log" 2>&1 &
   pg_pid=$!
 elif [ "${CI:-}" = "true" ]; then
   echo "CI needs PostgreSQL at $PG_URL" >&2; kill $sqlite_pid; exit 1

@@ -94,3 +94,10 @@ def screenshot(page, name: str) -> str:
     # blocks and reports as a violation (seen on the payouts review): not the page's doing.
     page.screenshot(path=path, full_page=True, caret="initial")
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (--dist loadgroup) the browser tests share one process, so one Chromium."""
+    for item in items:
+        if item.nodeid.startswith("tests/browser/"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
