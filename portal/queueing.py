@@ -16,6 +16,8 @@ from datetime import timedelta
 import redis
 from flask import Flask, current_app
 from flask_sqlalchemy.session import Session
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry, SimpleWorker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -32,13 +34,28 @@ log = logging.getLogger(__name__)
 
 QUEUES = ("callbacks", "payments", "sandbox", "sms", "payouts", "sweeper", "default")
 # Periodic jobs: stable job id -> (function path, queue, config key holding the interval).
+REDIS_CONNECT_TIMEOUT = 2.0  # seconds to connect: Redis is on the local network or nowhere
+REDIS_SOCKET_TIMEOUT = 5.0  # seconds for an answer (RQ raises it for its own blocking pops)
 PERIODIC = {"sweep": ("portal.jobs.sweep", "sweeper", "SWEEP_INTERVAL")}
 _LIVE = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED)
 
 
+def redis_client(url: str) -> redis.Redis:
+    """The app's Redis client. redis-py's defaults retry a failed command three times with
+    backoff, about 4 s before it gives up: with Redis away, every request would hang that long
+    per command. Here a command that cannot reach Redis fails within about a second (a blip of
+    a few hundred ms is ridden over), and what needed it is picked up again by the sweeper."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+        socket_timeout=REDIS_SOCKET_TIMEOUT,
+        retry=RedisRetry(ExponentialBackoff(cap=0.25, base=0.05), retries=2),
+    )
+
+
 def init_app(app: Flask) -> None:
     if app.config["REDIS_URL"]:
-        connection = redis.Redis.from_url(app.config["REDIS_URL"])
+        connection = redis_client(app.config["REDIS_URL"])
     else:  # embedded mode: this process's own Valkey server, started by the first command
         server = EmbeddedValkey()
         app.extensions["embedded_valkey"] = server

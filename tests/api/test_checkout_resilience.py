@@ -6,6 +6,7 @@ import redis
 
 from portal.extensions import db
 from portal.models import IdempotencyRecord, Payment, PaymentEvent, PaymentStatus
+from portal.queueing import redis_client
 from portal.services.sweeper import sweep
 from portal.timeutil import utcnow
 from tests.helpers import stk_payment
@@ -16,7 +17,7 @@ BODY = {"phone": "254708374149", "amount": 10}
 
 def dead_redis() -> redis.Redis:
     """A real client for a Redis that is not there: every command fails to connect."""
-    return redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    return redis_client("redis://127.0.0.1:1/0")  # the app's own client, with its retry budget
 
 
 def test_a_token_cache_outage_fails_the_payment_and_frees_the_key(ctx, app, client, accounts, live_server):

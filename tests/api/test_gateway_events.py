@@ -5,12 +5,12 @@ Redis outage that costs live events but never a payment."""
 import socket
 
 import pytest
-import redis
 import requests
 
 from portal.api.gateway import events as streams
 from portal.extensions import db
 from portal.models import Callback
+from portal.queueing import redis_client
 from portal.services.links import callback_token
 from portal.services.transitions import transition
 from tests.conftest import wait_for
@@ -214,7 +214,7 @@ def test_a_redis_outage_costs_live_events_never_a_payment(app, api, worker):
 
     with socket.socket() as s:  # a port nobody listens on: Redis is down for the app
         s.bind(("127.0.0.1", 0))
-        down = redis.Redis(host="127.0.0.1", port=s.getsockname()[1], socket_connect_timeout=1)
+        down = redis_client(f"redis://127.0.0.1:{s.getsockname()[1]}/0")
     worker.pause()
     working = app.extensions["redis"]
     app.extensions["redis"] = down

@@ -9,6 +9,7 @@ import redis
 
 from portal.extensions import db
 from portal.models import Payment, PaymentEvent
+from portal.queueing import redis_client
 from portal.services import events
 from portal.services.transitions import create_payment, transition
 from tests.helpers import stk_payment
@@ -117,7 +118,7 @@ def test_the_stored_events_replay_the_merchants_own_only(ctx, accounts):
 def test_a_redis_failure_never_costs_the_commit(ctx, app, accounts, caplog):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
-        down = redis.Redis(host="127.0.0.1", port=s.getsockname()[1], socket_connect_timeout=1)
+        down = redis_client(f"redis://127.0.0.1:{s.getsockname()[1]}/0")
     p = stk_payment(accounts["merchant"]["id"], "PAYEVDOWN")
     working, app.extensions["redis"] = app.extensions["redis"], down
     try:
