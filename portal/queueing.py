@@ -396,6 +396,7 @@ class BackgroundWorker:
         self._burst = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="background-worker", daemon=True)
         self._last_periodic: dict = {}
+        self._last_cleaned_at = None  # when a burst last ran RQ's registry clean-up
         self._current: ThreadWorker | None = None
         self._bursts = threading.Condition()
         self._started = self._finished_idle = 0  # numbers of bursts begun, and of the last one that found no work
@@ -424,6 +425,7 @@ class BackgroundWorker:
         # periodic jobs start their interval afresh: none runs behind the back of a test's setup
         now = time.monotonic()
         self._last_periodic.update({job_id: now for job_id in PERIODIC})
+        self._last_cleaned_at = None  # and, like a worker starting, it cleans RQ's registries first
         self._paused.clear()
         self._wake.set()
 
@@ -490,8 +492,15 @@ class BackgroundWorker:
             enqueue_periodic(self.app, self._last_periodic)
             worker = ThreadWorker(queues, connection=connection)
             worker.flask_app = self.app
+            # RQ's registry clean-up runs at a worker's start and then every maintenance interval;
+            # a burst is a new worker, so without this every burst (several a second) swept every
+            # registry of every queue: most of this thread's Redis traffic.
+            worker.last_cleaned_at = self._last_cleaned_at
             self._current = worker
-            return worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+            try:
+                return worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+            finally:
+                self._last_cleaned_at = worker.last_cleaned_at
         except Exception:  # keep the thread alive; RQ records each job's own failure
             log.exception("background worker burst failed")
             return True
