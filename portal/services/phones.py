@@ -13,15 +13,16 @@ class InvalidPhone(ValueError):
     """The message is meant for the person who typed the number."""
 
 
-def normalise_safaricom(raw) -> str:
-    """Accepts 2547.., +2547.., 07.., 01.. (spaces and dashes allowed); returns 254XXXXXXXXX."""
-    msisdn = normalise_kenyan(raw)
+def normalise_safaricom(raw, *, short_form: bool = False) -> str:
+    """Accepts 2547.., +2547.., 07.., 01.. (spaces and dashes allowed), and with `short_form`
+    the nine digits after the 0 (712345678); returns 254XXXXXXXXX."""
+    msisdn = normalise_kenyan(raw, short_form=short_form)
     if not SAFARICOM.match(msisdn):
         raise InvalidPhone("Phone number must be a valid Safaricom number (07XX or 01XX)")
     return msisdn
 
 
-def normalise_kenyan(raw) -> str:
+def normalise_kenyan(raw, *, short_form: bool = False) -> str:
     """Any Kenyan number (Safaricom, Airtel, Telkom...) in the forms normalise_safaricom takes:
     returns 254XXXXXXXXX."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -35,6 +36,8 @@ def normalise_kenyan(raw) -> str:
     text = re.sub(r"[\s\-()]", "", str(raw))
     if not re.fullmatch(r"\+?[0-9]+", text):  # ASCII digits: other scripts' digits are not a phone number here
         raise InvalidPhone("Phone number must contain digits only")
+    if short_form and re.fullmatch(r"[17][0-9]{8}", text):  # 712345678: the number without its 0
+        text = "0" + text
     if not (text.startswith(("254", "+254")) or (text.startswith("0") and len(text) == 10)):
         raise InvalidPhone("Phone number must start with 254")
     if len(text.lstrip("+")) not in (10, 12):  # 2540711500009 is not 254711500009 with a typo forgiven

@@ -23,6 +23,7 @@ JSON_BLUEPRINTS = {
     "gateway": "api_key",  # the gateway API (Bearer key)
     "isp": "isp_client",  # the isp API: a client_id (and a package to buy) in the JSON body
     "water": "api_key",  # the water API (Bearer key: its station routes take an API key too)
+    "bookings": "api_key",  # the bookings API (Bearer key; its Paystack webhook is checked by signature)
     "daraja_webhooks": None,  # Daraja's callbacks: anonymous, always acknowledged
     "sandbox_daraja": "daraja_token",  # the Daraja simulator (Bearer token from its OAuth)
     "sandbox_africastalking": "at_key",  # the AT simulator: an apiKey header, username sandbox in a form

@@ -1,0 +1,68 @@
+"""The bookings dialect (the ShulePearl payments document): payments for lesson bookings under
+/api/payments, held in escrow until the teacher is paid. Answers use the shared `{"success": ...}`
+envelope (api/envelope.py); statuses are the document's pending, success, failed and cancelled.
+Every route but the Paystack webhook needs `Authorization: Bearer <api key>`, and every query
+is the key's merchant's.
+
+The water document shares /api/payments (its routes are on the water blueprint) and
+`GET /api/payments/status/{reference}`, which answers in the shape of the API that made the
+payment.
+"""
+
+from flask import Blueprint, request
+
+from portal import openapi
+from portal.api import envelope
+from portal.api.auth import authenticate
+from portal.dialects import Dialect, register
+from portal.models import PaymentStatus as S
+
+bp = Blueprint("bookings", __name__, url_prefix="/api/payments")
+PUBLIC: set[str] = set()  # the Paystack webhook joins it: it is checked by its signature
+openapi.section(
+    bp,
+    "bookings",
+    "The bookings API: payments for lesson bookings held in escrow, in the {success} envelope",
+    auth="api_key",
+    responses={
+        401: envelope.Failure,
+        413: openapi.Answer(envelope.Failure, "The body is over the size limit"),
+    },
+)
+
+
+@bp.before_request
+def _require_key():
+    if request.endpoint in PUBLIC:
+        return None
+    if not authenticate():
+        return envelope.fail(401, "Missing or invalid API key (Authorization: Bearer <key>)")
+    return None
+
+
+@bp.errorhandler(envelope.Invalid)
+def _invalid(exc: envelope.Invalid):
+    return envelope.fail(400, exc.errors[0]["message"], "VALIDATION_ERROR", errors=exc.errors)
+
+
+STATUS_NAMES = {
+    S.PENDING: "pending",
+    S.PROCESSING: "pending",
+    S.COMPLETED: "success",
+    S.FAILED: "failed",
+    S.TIMEOUT: "failed",
+    S.CANCELLED: "cancelled",
+    S.REVERSED: "cancelled",  # refunded: the booking is no longer paid for
+}
+
+DIALECT = register(
+    Dialect(
+        name="bookings",
+        render_error=envelope.render_error,
+        status_names=STATUS_NAMES,
+        # /api/payments is the water dialect's prefix too, with the same envelope: it renders both
+        prefixes=(),
+    )
+)
+
+from portal.api.bookings import phones  # noqa: E402, F401  (routes)
