@@ -19,6 +19,7 @@ from portal.models import SandboxPaystackIntegration, SandboxPaystackTransaction
 from portal.sandbox.daraja import ids, stk
 from portal.sandbox.paystack import charges, shapes, transactions
 from portal.web.formatting import money
+from portal.web.security import CSP
 
 bp = Blueprint("sandbox_paystack_checkout", __name__, url_prefix="/sandbox/paystack/checkout")
 
@@ -27,6 +28,7 @@ TEST_CARDS = {
     "4084080000670037": "Insufficient Funds",
 }
 PHONE = re.compile(r"(?:\+?254|0)([17][0-9]{8})")
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?")  # nothing that could end a CSP directive
 ENDED = {
     "success": "Payment successful",
     "failed": "Payment failed",
@@ -69,7 +71,31 @@ def _render(tx: SandboxPaystackTransaction, status: int = 200, **extra) -> Respo
         ended=ENDED.get(tx.status) if tx.status not in transactions.OPEN else None,
         **extra,
     )
-    return Response(body, status=status, mimetype="text/html")
+    response = Response(body, status=status, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = _policy(tx)
+    return response
+
+
+def _policy(tx: SandboxPaystackTransaction) -> str:
+    """The portal's policy, but its forms may also lead to the shop: browsers hold a form's
+    redirect to the policy's form-action, and the checkout sends the customer back to the
+    callback URL (or the cancel action) on another origin."""
+    origins = {_origin(url) for url in (tx.callback_url, _cancel_action(tx))} - {None}
+    return CSP.replace("form-action 'self'", " ".join(["form-action 'self'", *sorted(origins)]))
+
+
+def _origin(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return origin if ORIGIN.fullmatch(origin) else None
+
+
+def _cancel_action(tx: SandboxPaystackTransaction) -> str | None:
+    metadata = shapes.metadata_of(tx.metadata_json)
+    action = metadata.get("cancel_action") if isinstance(metadata, dict) else None
+    return action if isinstance(action, str) and re.match(r"https?://", action) else None
 
 
 def _with_reference(url: str, reference: str) -> str:
@@ -146,9 +172,8 @@ def fail(access_code: str):
 def cancel(access_code: str):
     """The customer gives up: nothing changes (the transaction stays abandoned)."""
     tx = _open(access_code)
-    metadata = shapes.metadata_of(tx.metadata_json)
-    cancel_action = metadata.get("cancel_action") if isinstance(metadata, dict) else None
-    if tx.status in transactions.OPEN and isinstance(cancel_action, str) and re.match(r"https?://", cancel_action):
+    cancel_action = _cancel_action(tx)
+    if tx.status in transactions.OPEN and cancel_action:
         return redirect(cancel_action, 303)
     if tx.status in transactions.OPEN and tx.callback_url:
         return redirect(_with_reference(tx.callback_url, tx.reference), 303)

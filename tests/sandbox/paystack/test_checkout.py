@@ -133,3 +133,15 @@ def test_the_forms_need_the_pages_csrf_token(paystack):
     )
     assert forged.status_code == 303 and forged.headers["Location"] == urlsplit(data["authorization_url"]).path
     assert paystack.verify(data["reference"])["status"] == "abandoned"
+
+
+def test_the_pages_policy_lets_its_forms_lead_back_to_the_shop_and_nowhere_else(paystack):
+    data = paystack.initialize(
+        callback_url="https://shop.example:8443/paid", metadata={"cancel_action": "http://cart.example/x"}
+    )
+    policy = requests.get(data["authorization_url"], timeout=10).headers["Content-Security-Policy"]
+    assert "form-action 'self' http://cart.example https://shop.example:8443;" in policy
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
+    odd = paystack.initialize(callback_url="https://shop.example;script-src*/paid")
+    policy = requests.get(odd["authorization_url"], timeout=10).headers["Content-Security-Policy"]
+    assert "form-action 'self';" in policy and "script-src*" not in policy
