@@ -19,7 +19,8 @@ from portal.timeutil import utcnow
 def _transaction(integration: SandboxPaystackIntegration, given: str | int) -> SandboxPaystackTransaction:
     query = SandboxPaystackTransaction.query.filter_by(integration_id=integration.id)
     if isinstance(given, int):
-        tx = query.filter_by(id=given - shapes.TRANSACTION_IDS).first() if given > shapes.TRANSACTION_IDS else None
+        row_id = given - shapes.TRANSACTION_IDS
+        tx = query.filter_by(id=row_id).first() if 0 < row_id < 2**31 else None  # a row id: an INTEGER
     else:
         tx = query.filter_by(reference=given).first()
     if tx is None:

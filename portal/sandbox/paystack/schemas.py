@@ -102,7 +102,7 @@ Subunits = Annotated[
     BeforeValidator(_subunits),
     Field(gt=0, le=MAX_SUBUNITS, description="Subunits (KES cents): KES 150 is 15000; a number or numeric string"),
 ]
-Email = Annotated[str, Field(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$", max_length=254)]
+Email = Annotated[str, Field(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$", max_length=254), AfterValidator(_printable)]
 Reference = Annotated[
     str,
     Field(

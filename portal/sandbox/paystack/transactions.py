@@ -6,6 +6,7 @@ balance (less fees) and is the only outcome Paystack sends a webhook for (charge
 
 import json
 import math
+import re
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,8 @@ from portal.timeutil import utcnow
 KES = "KES"
 MINIMUM = 300  # KES 3.00, Paystack's documented smallest KES transaction
 OPEN = ("abandoned", "pending", "ongoing")  # initialized and unpaid, or a prompt waiting
+REFERENCE = re.compile(r"[A-Za-z0-9.=-]{1,100}")  # what schemas.Reference lets in, and generated ones
+ACCESS_CODE = re.compile(r"[a-z0-9]{15}")
 FEES_PER_THOUSAND = {"mobile_money": 15, "card": 29}  # 1.5% and 2.9% (Kenya's published pricing)
 
 
@@ -33,6 +36,10 @@ def check_amount(amount: int) -> None:
 
 
 def find(integration: SandboxPaystackIntegration, reference: str) -> SandboxPaystackTransaction | None:
+    """The integration's transaction; None for a reference no transaction can have (never asked
+    of the database: a NUL in a URL would fail PostgreSQL's query)."""
+    if not REFERENCE.fullmatch(reference):
+        return None
     return SandboxPaystackTransaction.query.filter_by(integration_id=integration.id, reference=reference).first()
 
 
@@ -76,6 +83,8 @@ def verify(integration: SandboxPaystackIntegration, reference: str, not_found_st
 
 
 def by_access_code(access_code: str) -> SandboxPaystackTransaction | None:
+    if not ACCESS_CODE.fullmatch(access_code):
+        return None
     return SandboxPaystackTransaction.query.filter_by(access_code=access_code).first()
 
 

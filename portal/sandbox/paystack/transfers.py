@@ -37,6 +37,7 @@ REASONS = {
 }
 WALLET = re.compile(r"(?:\+?254|0)([17][0-9]{8})")
 TILL = re.compile(r"[0-9]{5,7}")
+TRANSFER_REFERENCE = re.compile(r"[a-z0-9_-]{16,50}")
 
 
 def _account(asked: RecipientRequest) -> str:
@@ -142,7 +143,9 @@ def _schedule(row: SandboxPaystackTransfer, delay: float, job_id: str | None = N
 
 
 def find(integration: SandboxPaystackIntegration, reference: str) -> SandboxPaystackTransfer:
-    row = SandboxPaystackTransfer.query.filter_by(integration_id=integration.id, reference=reference).first()
+    row = None
+    if TRANSFER_REFERENCE.fullmatch(reference):  # none other can exist (nor be asked of PostgreSQL: NUL)
+        row = SandboxPaystackTransfer.query.filter_by(integration_id=integration.id, reference=reference).first()
     if row is None:
         raise errors.PaystackRefusal(404, "Transfer not found")
     return row

@@ -195,3 +195,10 @@ def test_errors_outside_the_routes_are_in_paystacks_body(paystack):
 def test_a_body_over_the_size_limit_is_413_in_paystacks_body(app, paystack):
     answer = paystack.post("/transaction/initialize", data=b"x" * (app.config["MAX_CONTENT_LENGTH"] + 1))
     assert answer.status_code == 413 and answer.json()["status"] is False
+
+
+def test_references_no_object_can_have_are_not_found(paystack):
+    for reference in ("ws_CO%00", "%FF%FE", "a" * 300, "a%20b"):
+        refused(paystack.get(f"/transaction/verify/{reference}"), 400, "Transaction reference not found")
+        refused(paystack.get(f"/charge/{reference}"), 400, "Transaction reference is invalid")
+        refused(paystack.get(f"/transfer/verify/{reference}"), 404, "Transfer not found")

@@ -145,3 +145,9 @@ def test_the_pages_policy_lets_its_forms_lead_back_to_the_shop_and_nowhere_else(
     odd = paystack.initialize(callback_url="https://shop.example;script-src*/paid")
     policy = requests.get(odd["authorization_url"], timeout=10).headers["Content-Security-Policy"]
     assert "form-action 'self';" in policy and "script-src*" not in policy
+
+
+def test_a_checkout_address_no_access_code_can_have_is_not_found(live_server):
+    for code in ("ws_CO%00", "%FF", "a" * 300, "ABCDEFGHIJKLMNO"):
+        answer = requests.get(f"{live_server}/sandbox/paystack/checkout/{code}", timeout=10)
+        assert answer.status_code == 404, code

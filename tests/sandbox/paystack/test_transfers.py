@@ -164,5 +164,6 @@ def test_refunds_paystack_refuses(paystack):
     unpaid = paystack.initialize()["reference"]
     not_paid = paystack.post("/refund", {"transaction": unpaid})
     assert not_paid.status_code == 400 and not_paid.json()["message"].startswith("Transaction has not been completed")
-    unknown = paystack.post("/refund", {"transaction": "nope"})
-    assert unknown.status_code == 404 and unknown.json() == {"status": False, "message": "Transaction not found"}
+    for nobody in ("nope", 1, 4_000_000_000, 10**12):  # by reference, or by an id no transaction has
+        unknown = paystack.post("/refund", {"transaction": nobody})
+        assert unknown.status_code == 404 and unknown.json() == {"status": False, "message": "Transaction not found"}
