@@ -69,6 +69,7 @@ def _render(tx: SandboxPaystackTransaction, status: int = 200, **extra) -> Respo
         business=integration.business_name,
         amount=money(tx.amount, tx.currency),
         ended=ENDED.get(tx.status) if tx.status not in transactions.OPEN else None,
+        offers={channel: _offered(tx, channel) for channel in ("card", "mobile_money")},
         **extra,
     )
     response = Response(body, status=status, mimetype="text/html")
@@ -98,6 +99,11 @@ def _cancel_action(tx: SandboxPaystackTransaction) -> str | None:
     return action if isinstance(action, str) and re.match(r"https?://", action) else None
 
 
+def _offered(tx: SandboxPaystackTransaction, channel: str) -> bool:
+    """Whether the checkout offers `channel`: every one unless initialize named some."""
+    return not tx.channels or channel in tx.channels
+
+
 def _with_reference(url: str, reference: str) -> str:
     """`url` with trxref and reference added to its query, as Paystack's checkout sends customers back."""
     parts = urlsplit(url)
@@ -120,7 +126,7 @@ def page(access_code: str):
 @bp.post("/<access_code>/card")
 def pay_by_card(access_code: str):
     tx = _open(access_code)
-    if tx.status not in transactions.OPEN:
+    if tx.status not in transactions.OPEN or not _offered(tx, "card"):
         return _render(tx, 409)
     number = re.sub(r"[\s-]", "", request.form.get("card_number", ""))
     if not luhn_valid(number):
@@ -137,7 +143,7 @@ def pay_by_card(access_code: str):
 @bp.post("/<access_code>/mpesa")
 def pay_by_mpesa(access_code: str):
     tx = _open(access_code)
-    if tx.status not in transactions.OPEN:
+    if tx.status not in transactions.OPEN or not _offered(tx, "mobile_money"):
         return _render(tx, 409)
     local = PHONE.fullmatch(re.sub(r"[\s-]", "", request.form.get("phone", "")))
     if local is None:

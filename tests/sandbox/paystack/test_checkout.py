@@ -151,3 +151,11 @@ def test_a_checkout_address_no_access_code_can_have_is_not_found(live_server):
     for code in ("ws_CO%00", "%FF", "a" * 300, "ABCDEFGHIJKLMNO"):
         answer = requests.get(f"{live_server}/sandbox/paystack/checkout/{code}", timeout=10)
         assert answer.status_code == 404, code
+
+
+def test_the_checkout_offers_only_the_channels_initialize_named(paystack):
+    data = paystack.initialize(channels=["mobile_money"])
+    checkout = Checkout(data["authorization_url"])
+    assert "Pay by M-Pesa" in checkout.page and "Pay by card" not in checkout.page
+    assert checkout.post("card", card_number="4084084084084081").status_code == 409
+    assert paystack.verify(data["reference"])["status"] == "abandoned"
