@@ -2,6 +2,8 @@
 
 Outcomes are decided by the phone number (DESIGN §6), or by the person at the virtual phone
 while its page is open; each prompt's callback is handed to the delivery module exactly once.
+Another simulator may open prompts too (`open_prompt(owner=...)`: Paystack's M-Pesa charges);
+those are settled by what it registered, and no Daraja callback goes out for them.
 """
 
 import base64
