@@ -92,7 +92,9 @@ def _ok(message: str, data, status: int = 200) -> Response:
 def initialize():
     integration = _integration()
     tx = transactions.initialize(_asked(), integration, request.remote_addr)
-    url = url_for("sandbox_paystack_checkout.page", access_code=tx.access_code, _external=True)
+    # The checkout is a page of the app at PUBLIC_BASE_URL (as Paystack's is on a host of its own):
+    # the simulators' own process (sandbox_wsgi.py) serves no pages.
+    url = current_app.config["PUBLIC_BASE_URL"] + url_for("sandbox_paystack_checkout.page", access_code=tx.access_code)
     return _ok(
         "Authorization URL created",
         {"authorization_url": url, "access_code": tx.access_code, "reference": tx.reference},
