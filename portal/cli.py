@@ -40,6 +40,8 @@ def seed_demo(as_json: bool):
     for label, acc in accounts.items():
         click.echo(f"{label}: {acc['name']}\n  login:   {acc['email']} / {acc['password']}")
         click.echo(f"  API key: {acc['api_key']}")
+        if acc["paystack_secret_key"]:
+            click.echo(f"  Paystack: {acc['paystack_secret_key']} / {acc['paystack_public_key']}")
     click.echo(f"isp (merchant): client_id {demo_isp['client_id']} (inactive: {demo_isp['inactive_client_id']})")
     click.echo(f"  package_id {demo_isp['package_id']} (KES {demo_isp['package_price']})")
     for station in demo_stations:

@@ -148,6 +148,22 @@ class Config(BaseSettings):
     SANDBOX_AT_FAILED_SUFFIX: str = "0408"
     # Where the AT simulator posts delivery reports (AT: the dashboard's Delivery Reports URL); empty = none.
     SANDBOX_AT_DELIVERY_REPORT_URL: str = ""
+    # Paystack base URL; empty = the simulator under PUBLIC_BASE_URL in sandbox mode, else
+    # https://api.paystack.co (one host for test and live: the key decides the mode).
+    PAYSTACK_BASE_URL: str = ""
+    # Seconds to wait for Paystack (connect, read).
+    PAYSTACK_TIMEOUT: float = Field(15.0, gt=0)
+    # Opening balance in KES of each integration in the Paystack simulator: successful charges add
+    # to it (less fees), transfers and refunds take from it (a transfer larger than it is refused).
+    SANDBOX_PAYSTACK_BALANCE: int = Field(1_000_000, ge=0)
+    # HTTP status of the Paystack simulator's "Transaction reference not found" (the spec says 404,
+    # live integrations report 400).
+    SANDBOX_PAYSTACK_NOT_FOUND_STATUS: int = 400
+    # Seconds between the Paystack simulator's webhook retries (test mode: hourly), how many retries
+    # follow a refused first attempt (test mode: 10) and seconds each attempt may take (30).
+    SANDBOX_PAYSTACK_WEBHOOK_RETRY_EVERY: float = Field(3600.0, ge=0)
+    SANDBOX_PAYSTACK_WEBHOOK_RETRIES: int = Field(10, ge=0)
+    SANDBOX_PAYSTACK_WEBHOOK_TIMEOUT: float = Field(30.0, gt=0)
     # Seconds a worker's claim on an SMS it is sending holds: past it the SMS counts as lost in a crash
     # and is sent again (at least once). Longer than AT_TIMEOUT, so a live sender is never overtaken.
     SMS_CLAIM_TIMEOUT: float = Field(120.0, gt=0)
@@ -239,6 +255,8 @@ class Config(BaseSettings):
                 raise ValueError(f"production needs these settings: {', '.join(missing)}")
         if self.SMS_CLAIM_TIMEOUT <= self.AT_TIMEOUT:
             raise ValueError("SMS_CLAIM_TIMEOUT must be longer than AT_TIMEOUT, or a slow send could be sent twice")
+        if self.SANDBOX_PAYSTACK_NOT_FOUND_STATUS not in (400, 404):
+            raise ValueError("SANDBOX_PAYSTACK_NOT_FOUND_STATUS must be 400 or 404")
         if self.SANDBOX is None:
             self.SANDBOX = not production
         if not self.ENCRYPTION_KEY:
@@ -252,6 +270,7 @@ class Config(BaseSettings):
         self.PUBLIC_BASE_URL = self.PUBLIC_BASE_URL.rstrip("/")
         self.DARAJA_BASE_URL = self.DARAJA_BASE_URL.rstrip("/")
         self.AT_BASE_URL = self.AT_BASE_URL.rstrip("/")
+        self.PAYSTACK_BASE_URL = self.PAYSTACK_BASE_URL.rstrip("/")
         if not self.SANDBOX_AT_API_KEY:
             self.SANDBOX_AT_API_KEY = derive_secret(self.SECRET_KEY, "sandbox-at-api-key")
         return self

@@ -20,6 +20,8 @@ TITLES = {
     "sweep": "Sweep for lost work",
     "sandbox_resolve_stk": "Sandbox: answer an STK prompt",
     "sandbox_deliver": "Sandbox: deliver a callback",
+    "sandbox_resolve_paystack_transfer": "Sandbox: settle a Paystack transfer",
+    "sandbox_process_paystack_refund": "Sandbox: process a Paystack refund",
 }
 
 
@@ -94,6 +96,18 @@ def sandbox_answer_status(query_id: int) -> str:
     from portal.sandbox.daraja import status
 
     return status.answer(query_id)
+
+
+def sandbox_resolve_paystack_transfer(transfer_id: int) -> str:
+    from portal.sandbox.paystack import transfers
+
+    return transfers.resolve(transfer_id)
+
+
+def sandbox_process_paystack_refund(refund_id: int) -> str:
+    from portal.sandbox.paystack import refunds
+
+    return refunds.process(refund_id)
 
 
 def sandbox_deliver(delivery_id: int) -> str:

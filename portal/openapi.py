@@ -40,6 +40,11 @@ SECURITY_SCHEMES = {
         "scheme": "bearer",
         "description": "An access token from the simulator's OAuth",
     },
+    "paystack_secret_key": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A Paystack simulator integration's secret key (sk_test_...; `flask seed-demo` prints them)",
+    },
     "at_api_key": {
         "type": "apiKey",
         "in": "header",

@@ -1,6 +1,7 @@
 """The flask commands a developer or operator runs."""
 
 import json
+import re
 
 from portal.extensions import db
 from portal.models import ApiKey, Merchant, User
@@ -14,7 +15,8 @@ def test_seed_demo_is_idempotent_and_prints_json(runner, app):
     assert json.loads(first.output) == json.loads(second.output)
     data = json.loads(first.output)
     for label in ("merchant", "other_merchant"):
-        assert {"email", "password", "api_key"} <= set(data[label])
+        assert {"email", "password", "api_key", "paystack_secret_key", "paystack_public_key"} <= set(data[label])
+        assert data[label]["paystack_secret_key"].startswith("sk_test_")
     with app.app_context():
         assert Merchant.query.count() == 2 and User.query.count() == 2 and ApiKey.query.count() == 2
         user = User.query.filter_by(email=data["merchant"]["email"]).one()
@@ -25,6 +27,7 @@ def test_seed_demo_is_idempotent_and_prints_json(runner, app):
 def test_seed_demo_says_where_the_demo_merchants_sms_go_and_their_reports_come_from(runner, app):
     output = runner.invoke(args=["seed-demo"]).output
     assert "sms: sent through the Africa's Talking simulator" in output
+    assert re.search(r"Paystack: sk_test_[0-9a-f]{40} / pk_test_[0-9a-f]{40}", output)
     with app.app_context():
         assert f"set SANDBOX_AT_DELIVERY_REPORT_URL={delivery_report_url()}" in output
     app.config["SANDBOX_AT_DELIVERY_REPORT_URL"] = "http://127.0.0.1:5000/api/sms/delivery-reports?ref=AT&token=t"

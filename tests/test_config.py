@@ -63,6 +63,13 @@ FROM_ENV = {
         "https://pay.example.com/api/sms/delivery-reports",
         "https://pay.example.com/api/sms/delivery-reports",
     ),
+    "PAYSTACK_BASE_URL": ("PAYSTACK_BASE_URL", "https://api.paystack.co/", "https://api.paystack.co"),
+    "PAYSTACK_TIMEOUT": ("PAYSTACK_TIMEOUT", "4.5", 4.5),
+    "SANDBOX_PAYSTACK_BALANCE": ("SANDBOX_PAYSTACK_BALANCE", "2500", 2500),
+    "SANDBOX_PAYSTACK_NOT_FOUND_STATUS": ("SANDBOX_PAYSTACK_NOT_FOUND_STATUS", "404", 404),
+    "SANDBOX_PAYSTACK_WEBHOOK_RETRY_EVERY": ("SANDBOX_PAYSTACK_WEBHOOK_RETRY_EVERY", "180", 180.0),
+    "SANDBOX_PAYSTACK_WEBHOOK_RETRIES": ("SANDBOX_PAYSTACK_WEBHOOK_RETRIES", "4", 4),
+    "SANDBOX_PAYSTACK_WEBHOOK_TIMEOUT": ("SANDBOX_PAYSTACK_WEBHOOK_TIMEOUT", "5", 5.0),
     "SMS_CLAIM_TIMEOUT": ("SMS_CLAIM_TIMEOUT", "300", 300.0),
     "SMS_UNSENT_AFTER": ("SMS_UNSENT_AFTER", "30", 30.0),
     "RATELIMIT_ENABLED": ("RATELIMIT_ENABLED", "false", False),
@@ -146,6 +153,12 @@ def test_the_sms_claim_must_outlast_a_call_to_africas_talking(environ):
     environ.setenv("AT_TIMEOUT", "30")
     environ.setenv("SMS_CLAIM_TIMEOUT", "20")
     with pytest.raises(ConfigError, match="SMS_CLAIM_TIMEOUT must be longer than AT_TIMEOUT"):
+        load(env_file=None)
+
+
+def test_paystacks_not_found_status_is_one_of_the_two_it_is_seen_with(environ):
+    environ.setenv("SANDBOX_PAYSTACK_NOT_FOUND_STATUS", "418")
+    with pytest.raises(ConfigError, match="SANDBOX_PAYSTACK_NOT_FOUND_STATUS must be 400 or 404"):
         load(env_file=None)
 
 

@@ -20,6 +20,13 @@ from portal.models.sandbox_business import (
     SandboxShortcode,
     SandboxStatusQuery,
 )
+from portal.models.sandbox_paystack import (
+    SandboxPaystackIntegration,
+    SandboxPaystackRecipient,
+    SandboxPaystackRefund,
+    SandboxPaystackTransaction,
+    SandboxPaystackTransfer,
+)
 from portal.models.sms import Sms, SmsStatus
 from portal.models.water import Otp, OtpStatus, Station
 
@@ -44,6 +51,11 @@ __all__ = [
     "SandboxDelivery",
     "SandboxDeliveryAttempt",
     "SandboxKeyPair",
+    "SandboxPaystackIntegration",
+    "SandboxPaystackRecipient",
+    "SandboxPaystackRefund",
+    "SandboxPaystackTransaction",
+    "SandboxPaystackTransfer",
     "SandboxShortcode",
     "SandboxSms",
     "SandboxStatusQuery",

@@ -54,6 +54,7 @@ class Merchant(db.Model):
     daraja_initiator_password = deferred(db.Column(EncryptedText), group="initiator")
     daraja_certificate = deferred(db.Column(db.Text), group="initiator")
     paystack_secret_key = db.Column(EncryptedText)
+    paystack_public_key = db.Column(db.String(64))  # pk_...: public, for Paystack's browser SDKs
     # The merchant's own Africa's Talking account for SMS; without one the platform's sends (or the simulator's).
     at_username = db.Column(db.String(64))
     at_api_key = db.Column(EncryptedText)
@@ -65,6 +66,10 @@ class Merchant(db.Model):
         return bool(
             self.daraja_consumer_key and self.daraja_consumer_secret and self.daraja_shortcode and self.daraja_passkey
         )
+
+    @property
+    def has_paystack(self) -> bool:
+        return bool(self.paystack_secret_key)
 
     @property
     def has_africastalking(self) -> bool:

@@ -59,6 +59,10 @@ class SandboxStkRequest(db.Model):
     resolved_at = db.Column(db.DateTime)
     callbacks_sent = db.Column(db.Integer, nullable=False, default=0)  # copies handed to delivery
     queries = db.Column(db.Integer, nullable=False, default=0, server_default="0")  # STK queries answered about it
+    # A prompt opened for another simulator (Paystack's M-Pesa charges): its name and row id there.
+    # Closed, it is settled by what that simulator registered for it, and no Daraja callback goes out.
+    owner = db.Column(db.String(16))
+    owner_id = db.Column(db.Integer)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     @property
@@ -107,7 +111,9 @@ class SandboxDelivery(db.Model):
     attempts = db.Column(db.Integer, nullable=False, default=0)
     max_attempts = db.Column(db.Integer, nullable=False, default=1)
     lost_attempts = db.Column(db.Integer, nullable=False, default=0)  # fault switch: lost on the way
-    backoff = db.Column(db.Float, nullable=False, default=1.0)  # seconds before the first retry; doubles
+    backoff = db.Column(db.Float, nullable=False, default=1.0)  # seconds before the first retry
+    # each further retry waits this many times longer (2: doubling; 1: a fixed interval, as Paystack's)
+    backoff_factor = db.Column(db.Float, nullable=False, default=2.0, server_default="2")
     not_before = db.Column(db.DateTime, nullable=False)
     reorder_group = db.Column(db.String(32), index=True)  # fault switch: a group delivered newest first
     reorder_position = db.Column(db.Integer)

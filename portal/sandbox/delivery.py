@@ -33,10 +33,16 @@ class RetryPolicy:
     """How a provider retries a delivery its receiver refused (non-2xx) or could not be reached for."""
 
     retries: int = 0  # further attempts after the first
-    backoff: float = 1.0  # seconds before the first retry; doubles each time
+    backoff: float = 1.0  # seconds before the first retry
+    factor: float = 2.0  # each further retry waits this many times longer (1: a fixed interval)
 
 
-NO_RETRY = RetryPolicy()  # Daraja: "no automatic retries" (shared/reference/daraja.md)
+NO_RETRY = RetryPolicy()  # Daraja: "no automatic retries"
+
+
+def every(seconds: float, retries: int) -> RetryPolicy:
+    """`retries` retries, `seconds` apart (Paystack's test mode: hourly, 10 times)."""
+    return RetryPolicy(retries=retries, backoff=seconds, factor=1.0)
 
 
 def redact(url: str) -> str:
@@ -84,7 +90,10 @@ def deliver(
         headers = dict(headers or {})
     lost = switches["SANDBOX_FAULT_CALLBACK_FAILS"]
     retries = max(retry.retries, switches["SANDBOX_FAULT_CALLBACK_RETRIES"])
-    backoff = retry.backoff if retry.retries else switches["SANDBOX_FAULT_CALLBACK_BACKOFF"]
+    if retry.retries:
+        backoff, factor = retry.backoff, retry.factor
+    else:  # the fault switch's retries, for providers that do not retry: doubling
+        backoff, factor = switches["SANDBOX_FAULT_CALLBACK_BACKOFF"], 2.0
     now = utcnow()
     rows = []
     for copy in range(1, copies + 1):
@@ -102,6 +111,7 @@ def deliver(
             max_attempts=1 + lost + retries,
             lost_attempts=lost,
             backoff=backoff,
+            backoff_factor=factor,
             not_before=now + timedelta(seconds=delay),
             timeout=timeout,
             on_done=on_done,
@@ -176,7 +186,7 @@ def run(delivery_id: int) -> str:
     if ok:
         row.status, row.delivered_at = DELIVERED, utcnow()
     elif number < row.max_attempts:
-        row.not_before = utcnow() + timedelta(seconds=row.backoff * 2 ** (number - 1))
+        row.not_before = utcnow() + timedelta(seconds=row.backoff * row.backoff_factor ** (number - 1))
         _schedule(row)
     else:
         row.status = FAILED

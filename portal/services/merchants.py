@@ -20,19 +20,21 @@ class NoSandbox(RuntimeError):
     """Sandbox credentials were asked for, but no simulator is mounted (SANDBOX is off)."""
 
 
-def provision_sandbox(merchant: Merchant) -> None:
-    """Gives `merchant` credentials in every mounted simulator. The sandbox registers its
-    provisioners in app.extensions["provisioners"] when SANDBOX is on; services never import it."""
+def provision_sandbox(merchant: Merchant, *only: str) -> None:
+    """Gives `merchant` credentials in every mounted simulator (or in those named). The sandbox
+    registers its provisioners in app.extensions["provisioners"] when SANDBOX is on; services
+    never import it."""
     provisioners = current_app.extensions.get("provisioners", {})
     if not provisioners:
         raise NoSandbox("sandbox credentials need the simulators: SANDBOX is off")
-    for provision in provisioners.values():
-        provision(merchant)
+    for name, provision in provisioners.items():
+        if not only or name in only:
+            provision(merchant)
 
 
 def create_merchant(name: str, email: str, password: str, *, sandbox_credentials: bool | None = None) -> Merchant:
     """Creates a merchant and its first portal user. With sandbox credentials (the default
-    when SANDBOX is on) it gets a Daraja app in the simulator and the public test shortcode."""
+    when SANDBOX is on) it gets a Daraja app and a Paystack integration in the simulators."""
     email = email.strip().lower()
     if User.query.filter_by(email=email).first():
         raise MerchantExists(f"a user with email {email} already exists")
@@ -72,6 +74,9 @@ def seed_demo() -> dict:
         api_key = "mpk_demo_" + demo_secret(f"{label}:api-key", 40)
         user = User.query.filter_by(email=email).first()
         merchant = user.merchant if user else create_merchant(name, email, password)
+        if current_app.config["SANDBOX"] and not merchant.has_paystack:  # seeded before the Paystack simulator
+            provision_sandbox(merchant, "paystack")
+            db.session.commit()
         if ApiKey.find_active(api_key) is None:
             ApiKey.issue(merchant, "Demo key", key=api_key)
             db.session.commit()
@@ -81,6 +86,8 @@ def seed_demo() -> dict:
             "email": email,
             "password": password,
             "api_key": api_key,
+            "paystack_secret_key": merchant.paystack_secret_key,
+            "paystack_public_key": merchant.paystack_public_key,
         }
     out["isp"] = _seed_isp(out["merchant"]["id"])
     for label, (code, name) in DEMO_STATIONS.items():

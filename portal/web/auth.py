@@ -87,6 +87,8 @@ def csrf_failed(_exc):
     back = safe_next(urlsplit(request.referrer or "").path)
     if request.blueprint == "sandbox_phone":  # the customer's phone has no login: back to it
         back = url_for("sandbox_phone.phone", msisdn=request.view_args["msisdn"])
+    elif request.blueprint == "sandbox_paystack_checkout":  # nor has a customer at Paystack's checkout
+        back = url_for("sandbox_paystack_checkout.page", access_code=request.view_args["access_code"])
     elif not current_user.is_authenticated:  # the session expired, and its CSRF secret with it
         return unauthorized()
     back = back or url_for("dashboard.index")

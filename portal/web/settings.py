@@ -38,6 +38,7 @@ PLAIN_FIELDS = (
     "daraja_transaction_type",
     "daraja_party_b",
     "daraja_initiator_name",
+    "paystack_public_key",
     "at_username",
     "at_sender_id",
 )
@@ -108,6 +109,18 @@ class SettingsForm(FlaskForm):
             "Copy it from your Paystack dashboard under Settings, API Keys & Webhooks "
             "(not the public key, which starts with pk_).",
         ),
+    )
+    paystack_public_key = StringField(
+        "Paystack public key",
+        filters=[strip],
+        validators=[
+            Optional(),
+            Regexp(
+                r"^pk_(test|live)_[A-Za-z0-9]{1,100}$",
+                message="A Paystack public key starts with pk_test_ or pk_live_ followed by letters and numbers "
+                "(the secret key, sk_, goes in the box above).",
+            ),
+        ],
     )
 
     daraja_initiator_name = StringField(

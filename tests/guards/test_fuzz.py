@@ -28,6 +28,7 @@ JSON_BLUEPRINTS = {
     "sandbox_daraja": "daraja_token",  # the Daraja simulator (Bearer token from its OAuth)
     "sandbox_africastalking": "at_key",  # the AT simulator: an apiKey header, username sandbox in a form
     "sandbox_africastalking_outbox": None,  # the SMS the AT simulator kept (sandbox only, no credential)
+    "sandbox_paystack": "paystack_key",  # the Paystack simulator (Bearer secret key)
     "sms_webhooks": None,  # Africa's Talking's delivery reports: anonymous, always answered 200
     "sandbox_faults": None,  # the simulators' fault switchboard (sandbox only, no credential)
     "api_docs": None,  # the OpenAPI document (public; its /ui page is HTML, documented as such)
@@ -44,6 +45,7 @@ NOT_JSON = {
     "payouts",
     "stations",
     "sandbox_phone",
+    "sandbox_paystack_checkout",  # the Paystack simulator's hosted checkout: a page for the customer
     "kiosk",
     "",
 }
@@ -114,6 +116,26 @@ FIELDS = [
     "id",
     "status",
     "failureReason",
+    "email",
+    "amount",
+    "reference",
+    "currency",
+    "callback_url",
+    "metadata",
+    "channels",
+    "mobile_money",
+    "provider",
+    "type",
+    "name",
+    "account_number",
+    "bank_code",
+    "source",
+    "recipient",
+    "reason",
+    "account_reference",
+    "transaction",
+    "customer_note",
+    "merchant_note",
 ]
 ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None)  # surrogates and NUL too
 TEXT = st.text(ANY_CHAR, max_size=40) | st.sampled_from(
@@ -259,6 +281,7 @@ def credentials(app, accounts, live_server):
 
         basic = b64encode(f"{merchant.daraja_consumer_key}:{merchant.daraja_consumer_secret}".encode()).decode()
         token = issue_token(f"Basic {basic}").token
+        paystack_key = merchant.paystack_secret_key
         db.session.commit()
     isp = BodyCredential(
         {"client_id": accounts["isp"]["client_id"], "package_id": accounts["isp"]["package_id"]},
@@ -269,6 +292,7 @@ def credentials(app, accounts, live_server):
         "daraja_token": f"Bearer {token}",
         "isp_client": isp,
         "at_key": FormCredential({"apiKey": app.config["SANDBOX_AT_API_KEY"]}, {"username": "sandbox"}),
+        "paystack_key": f"Bearer {paystack_key}",
         None: None,
     }
 

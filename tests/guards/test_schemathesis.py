@@ -41,12 +41,14 @@ def headers_for(app, accounts, live_server):
             "Basic " + b64encode(f"{merchant.daraja_consumer_key}:{merchant.daraja_consumer_secret}".encode()).decode()
         )
         token = issue_token(basic).token
+        paystack_key = merchant.paystack_secret_key
         db.session.commit()
     return {
         "api_key": f"Bearer {accounts['merchant']['api_key']}",
         "station_key": f"Bearer {accounts['station']['key']}",
         "daraja_basic": basic,
         "daraja_token": f"Bearer {token}",
+        "paystack_secret_key": f"Bearer {paystack_key}",
         "at_api_key": {"apiKey": app.config["SANDBOX_AT_API_KEY"]},  # a header of its own, not Authorization
     }
 

@@ -24,6 +24,17 @@ NO_MERCHANT_OBJECT = {
     "/sandbox/phone/<msisdn>/screen",
     "/sandbox/phone/<msisdn>/prompts/<int:prompt_id>/pay",
     "/sandbox/phone/<msisdn>/prompts/<int:prompt_id>/cancel",
+    # The Paystack simulator's objects belong to its integrations (Paystack accounts), not to
+    # merchants; tests/sandbox/paystack checks one integration cannot read or touch another's.
+    "/sandbox/paystack/transaction/verify/<reference>",
+    "/sandbox/paystack/charge/<reference>",
+    "/sandbox/paystack/transfer/verify/<reference>",
+    # Its hosted checkout is the customer's, opened by the unguessable access code Paystack hands out.
+    "/sandbox/paystack/checkout/<access_code>",
+    "/sandbox/paystack/checkout/<access_code>/card",
+    "/sandbox/paystack/checkout/<access_code>/mpesa",
+    "/sandbox/paystack/checkout/<access_code>/fail",
+    "/sandbox/paystack/checkout/<access_code>/cancel",
     # The kiosk page is the same static shell for any code: codes are per merchant, so the page
     # looks nothing up; its script pairs with a station's key, and the water API decides by the key.
     "/kiosk/<station>",

@@ -2,6 +2,7 @@
 sandbox fills when it is mounted, and no service, API, portal or webhook module imports the sandbox."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,9 @@ from sqlalchemy import text
 
 from portal import create_app
 from portal.extensions import db
-from portal.models import Merchant, SandboxApp, SandboxKeyPair, User
+from portal.models import Merchant, SandboxApp, SandboxKeyPair, SandboxPaystackIntegration, User
 from portal.sandbox.daraja.stk import PUBLIC_PASSKEY, PUBLIC_SHORTCODE
-from portal.services.merchants import NoSandbox, create_merchant
+from portal.services.merchants import NoSandbox, create_merchant, seed_demo
 from tests.conftest import TEST_CONFIG
 
 PORTAL = Path(__file__).resolve().parents[2] / "portal"
@@ -62,6 +63,35 @@ def test_a_new_merchant_gets_the_apps_initiator_and_the_simulators_certificate(a
     assert first.daraja_initiator_password not in raw.scalar()  # encrypted at rest
     raw_key = db.session.execute(text("SELECT private_key FROM sandbox_key_pairs")).scalar()
     assert "PRIVATE KEY" not in raw_key and "PRIVATE KEY" in pair.private_key
+
+
+def test_a_new_merchant_gets_a_paystack_integration_its_secret_key_encrypted_at_rest(app, ctx):
+    merchant = create_merchant("Kiosk 42", "kiosk@example.com", "a-long-password")
+    [integration] = SandboxPaystackIntegration.query.all()
+    assert integration.business_name == "Kiosk 42"
+    assert merchant.paystack_secret_key == integration.secret_key and merchant.has_paystack
+    assert merchant.paystack_public_key == integration.public_key
+    assert re.fullmatch(r"sk_test_[0-9a-f]{40}", merchant.paystack_secret_key)
+    assert re.fullmatch(r"pk_test_[0-9a-f]{40}", merchant.paystack_public_key)
+    assert integration.webhook_url == app.config["PUBLIC_BASE_URL"] + "/api/payments/webhook"
+    row = db.session.execute(
+        text("SELECT paystack_secret_key, paystack_public_key FROM merchants WHERE id = :id"), {"id": merchant.id}
+    ).one()
+    assert merchant.paystack_secret_key not in row[0] and row[1] == merchant.paystack_public_key
+    kept = db.session.execute(text("SELECT secret_key, secret_key_hash FROM sandbox_paystack_integrations")).one()
+    assert merchant.paystack_secret_key not in kept[0] + kept[1]  # the simulator keeps it encrypted and hashed
+
+
+def test_seed_demo_gives_a_merchant_seeded_before_paystack_its_keys(app, ctx):
+    first = seed_demo()
+    merchant = db.session.get(Merchant, first["merchant"]["id"])
+    merchant.paystack_secret_key = merchant.paystack_public_key = None
+    db.session.commit()
+    again = seed_demo()
+    assert again["merchant"]["paystack_secret_key"].startswith("sk_test_")
+    assert again["merchant"]["paystack_secret_key"] != first["merchant"]["paystack_secret_key"]
+    assert again["other_merchant"] == first["other_merchant"]  # the others untouched
+    assert SandboxApp.query.count() == 2  # no second Daraja app for it
 
 
 def test_without_the_sandbox_nothing_is_mounted_and_credentials_cannot_be_provisioned(ctx):

@@ -360,3 +360,14 @@ def test_an_africas_talking_key_needs_its_username_and_the_other_way_round(app, 
     with app.app_context():
         merchant = db.session.get(Merchant, accounts["merchant"]["id"])
         assert (merchant.at_username, merchant.at_api_key, merchant.at_sender_id) == (None, None, None)
+
+
+def test_the_paystack_public_key_is_kept_in_plain_and_a_secret_key_in_its_box_refused(app, client, auth, accounts):
+    merchant_id = accounts["merchant"]["id"]
+    token = sign_in(auth, accounts["merchant"])
+    refused = client.post("/settings", data=form(token, paystack_public_key=PAYSTACK_KEY))
+    assert refused.status_code == 422 and "starts with pk_test_ or pk_live_" in refused.get_data(as_text=True)
+    public = "pk_test_0f1e2d3c4b5a69788796a5b4c3d2e1f0a1b2c3d4"
+    assert client.post("/settings", data=form(token, paystack_public_key=public)).status_code in (200, 302, 303)
+    assert raw_column(app, merchant_id, "paystack_public_key") == public
+    assert f'value="{public}"' in client.get("/settings").get_data(as_text=True)  # prefilled: it is public

@@ -2,6 +2,8 @@
 
 Outcomes are decided by the phone number (DESIGN §6), or by the person at the virtual phone
 while its page is open; each prompt's callback is handed to the delivery module exactly once.
+Another simulator may open prompts too (`open_prompt(owner=...)`: Paystack's M-Pesa charges);
+those are settled by what it registered, and no Daraja callback goes out for them.
 """
 
 import base64
@@ -89,30 +91,64 @@ def prompt_timeout() -> float:
 
 
 def push(asked: StkPushRequest, app: SandboxApp | None = None) -> SandboxStkRequest:
-    """Opens a prompt on the subscriber's phone for `app`'s business. With the phone's page open
-    the person answers it (or it times out with 1037); otherwise the phone suffix decides."""
+    """Opens a prompt on the subscriber's phone for `app`'s business (Daraja's STK push)."""
     shortcode = check_credentials(asked)
+    try:
+        return open_prompt(
+            phone=asked.PhoneNumber,
+            amount=asked.Amount,
+            shortcode=shortcode,
+            account_reference=asked.AccountReference,
+            description=asked.TransactionDesc,
+            callback_url=asked.CallBackURL,
+            business_name=app.name if app is not None else None,
+        )
+    except SubscriberBusy:
+        raise _subscriber_busy() from None
+
+
+class SubscriberBusy(Exception):
+    """The phone already has a prompt open: M-Pesa locks the subscriber."""
+
+
+def open_prompt(
+    *,
+    phone: str,
+    amount: int,
+    shortcode: str,
+    account_reference: str | None,
+    description: str | None,
+    callback_url: str,
+    business_name: str | None,
+    owner: str | None = None,
+    owner_id: int | None = None,
+) -> SandboxStkRequest:
+    """Opens an STK prompt on `phone` (2547...) for `amount` whole shillings and commits it. With
+    the phone's page open the person answers it (or it times out with 1037); otherwise the phone
+    suffix decides. `owner` names the simulator the prompt is for (its settler, registered in
+    app.extensions["stk_owners"], closes the matter instead of a Daraja callback). Raises SubscriberBusy."""
     now = utcnow()
-    phone = asked.PhoneNumber
     interactive = is_attended(phone)
     delay = prompt_timeout() if interactive else float(current_app.config["SANDBOX_CALLBACK_DELAY"])
-    planned = TIMED_OUT if interactive else planned_outcome(phone, asked.Amount)
+    planned = TIMED_OUT if interactive else planned_outcome(phone, amount)
     fields = dict(
         checkout_request_id=_checkout_request_id(phone),
         merchant_request_id=_request_id(),
         shortcode=shortcode,
         phone=phone,
         open_phone=phone,
-        amount=asked.Amount,
-        account_reference=asked.AccountReference,
-        description=asked.TransactionDesc,
-        callback_url=asked.CallBackURL,
+        amount=amount,
+        account_reference=account_reference,
+        description=description,
+        callback_url=callback_url,
         planned_code=planned,
         interactive=interactive,
-        business_name=app.name if app is not None else None,
+        business_name=business_name,
         # a lost callback is a network fault, not the customer's choice: it holds on the phone too
         send_callback=not phone.endswith(NO_CALLBACK),
         resolve_at=now + timedelta(seconds=delay),
+        owner=owner,
+        owner_id=owner_id,
     )
     try:
         req = insert_loaded(SandboxStkRequest, **fields)
@@ -120,7 +156,7 @@ def push(asked: StkPushRequest, app: SandboxApp | None = None) -> SandboxStkRequ
         db.session.rollback()
         overdue = db.session.execute(_OVERDUE, {"phone": phone, "now": now}).scalar()
         if overdue is None:
-            raise _subscriber_busy() from None
+            raise SubscriberBusy(phone) from None
         # its job was lost: the prompt has timed out all the same, and its callback goes out
         overdue = db.session.get(SandboxStkRequest, overdue)
         _schedule_resolution(overdue, 0)  # sent with resolve()'s commit
@@ -129,7 +165,7 @@ def push(asked: StkPushRequest, app: SandboxApp | None = None) -> SandboxStkRequ
             req = insert_loaded(SandboxStkRequest, **fields)
         except IntegrityError:  # another push took the freed phone first
             db.session.rollback()
-            raise _subscriber_busy() from None
+            raise SubscriberBusy(phone) from None
     _schedule_resolution(req, delay)
     with loaded_after_commit():  # the answer is made of what was just written: no read-back
         db.session.commit()
@@ -237,6 +273,8 @@ def resolve_and_call_back(request_id: int) -> str:
         db.session.commit()
         return "not yet"
     resolve(req)
+    if req.owner is not None:  # another simulator's prompt: it settles its own matter, once
+        return current_app.extensions["stk_owners"][req.owner](req)
     if not req.send_callback:
         return "no callback"
     copies = delivery.copies()
