@@ -54,7 +54,10 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
     queueing.init_app(app)
     sandbox.init_app(app)
     errors.init_app(app)
-    if part == "sandbox":
+    import portal.web.auth  # noqa: F401  (the user loader: every page's template reads current_user)
+
+    if part == "sandbox":  # its pages (the virtual phone, the checkout) share the portal's filters and headers
+        web.init_app(app)
         return app
 
     import portal.services  # noqa: F401  (every rail registers its inbox interpreters and sweeper steps)

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 import requests
 
+from portal import create_app
 from portal.extensions import db
 from portal.models import SandboxApp, SandboxSms, SandboxStkRequest
 from portal.timeutil import utcnow
-from tests.conftest import wait_for
+from tests.conftest import TEST_CONFIG, wait_for
 from tests.helpers import callbacks, initiate, sandbox_request, settled
 
 PHONE = "254708374149"
@@ -382,3 +383,15 @@ def test_a_local_number_leads_to_the_phones_one_address(live_server, typed):
     answer = requests.get(f"{live_server}/sandbox/phone/{typed}", allow_redirects=False, timeout=10)
     assert answer.status_code == 301
     assert answer.headers["Location"].endswith(f"/sandbox/phone/{PHONE}")
+
+
+def test_the_simulators_process_alone_serves_the_virtual_phone(app):
+    """sandbox_wsgi.py (the Procfile's `sandbox` process) is create_app(part="sandbox"): its pages
+    render with no portal blueprint registered."""
+    simulators = create_app(
+        {**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"]}, part="sandbox"
+    )
+    answer = simulators.test_client().get("/sandbox/phone/254712345678")
+    assert answer.status_code == 200
+    assert "<title>Virtual phone 254712345678" in answer.get_data(as_text=True)
+    assert "Content-Security-Policy" in answer.headers  # the portal's headers on its pages too
