@@ -4,8 +4,8 @@ longest matching prefix wins; the portal's pages are the fallback ("")."""
 
 import logging
 
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 _RENDERERS: dict[str, object] = {}
@@ -40,6 +40,24 @@ def json_error(status: int, message: str, details=None):
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+
+
+def refuse_oversize_streams_first(app: Flask) -> None:
+    """Installs the check below as the app's first before-request hook: ahead of CSRF, sign-in
+    and the blueprints' own lookups, which would otherwise answer before it."""
+    app.before_request_funcs.setdefault(None, []).insert(0, _refuse_oversize_streams)
+
+
+def _refuse_oversize_streams() -> None:
+    """A body sent in chunks has no Content-Length to refuse it by: werkzeug reads it up to
+    MAX_CONTENT_LENGTH and silently drops the rest, so a route would store or parse a cut body.
+    Read it here (kept for the route) and refuse with 413 if it fills the limit and more follows;
+    a chunked body of exactly the limit is refused too, as telling it apart would mean reading on."""
+    if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if len(request.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge()
 
 
 def _http_error(exc: HTTPException):
