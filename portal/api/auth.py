@@ -61,3 +61,15 @@ def _use_api_key(key: str) -> bool:
         db.session.commit()
     g.api_key, g.merchant = api_key, api_key.merchant
     return True
+
+
+def require_api_key(bp, public: set[str]) -> None:
+    """Every route of `bp` but the endpoints in `public` needs an API key; without one the
+    answer is the `{"success": ...}` envelope's 401."""
+    from portal.api import envelope
+
+    @bp.before_request
+    def _require_key():
+        if request.endpoint in public or authenticate():
+            return None
+        return envelope.fail(401, "Missing or invalid API key (Authorization: Bearer <key>)")

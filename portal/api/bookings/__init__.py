@@ -9,11 +9,11 @@ The water document shares /api/payments (its routes are on the water blueprint) 
 payment.
 """
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from portal import openapi
 from portal.api import envelope
-from portal.api.auth import authenticate
+from portal.api.auth import require_api_key
 from portal.dialects import Dialect, register
 from portal.models import PaymentStatus as S
 
@@ -31,13 +31,7 @@ openapi.section(
 )
 
 
-@bp.before_request
-def _require_key():
-    if request.endpoint in PUBLIC:
-        return None
-    if not authenticate():
-        return envelope.fail(401, "Missing or invalid API key (Authorization: Bearer <key>)")
-    return None
+require_api_key(bp, PUBLIC)
 
 
 @bp.errorhandler(envelope.Invalid)

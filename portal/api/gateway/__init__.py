@@ -6,11 +6,11 @@ ledger's own names. Every route but health needs `Authorization: Bearer <api key
 every query is the key's merchant's.
 """
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 
 from portal import openapi
 from portal.api import envelope
-from portal.api.auth import authenticate
+from portal.api.auth import require_api_key
 from portal.dialects import GATEWAY_STK, Dialect, register
 from portal.extensions import limiter
 
@@ -31,13 +31,7 @@ openapi.section(
 )
 
 
-@bp.before_request
-def _require_key():
-    if request.endpoint in PUBLIC:
-        return None
-    if not authenticate():
-        return envelope.fail(401, "Missing or invalid API key (Authorization: Bearer <key>)")
-    return None
+require_api_key(bp, PUBLIC)
 
 
 @bp.errorhandler(envelope.Invalid)
