@@ -32,7 +32,7 @@ def _own_database(url: str) -> str:
     if not WORKER:
         return url
     own = f"{url}_{WORKER}"
-    base, _, name = own.rpartition("/")
+    name = own.rpartition("/")[2]
     with psycopg.connect(url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
