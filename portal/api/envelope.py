@@ -131,6 +131,20 @@ def _field_errors(exc: ValidationError, raw: dict) -> list[dict]:
     return errors
 
 
+def mpesa_failure(exc: Exception, what: str = "request"):
+    """The answer when M-Pesa could not be asked (`what`: "request", "query"): not set up for
+    the merchant (NotConfigured), a refusal (DarajaError) or unreachable (DarajaUnavailable)."""
+    from portal.providers.daraja import DarajaError
+    from portal.services import errors
+
+    if isinstance(exc, errors.NotConfigured):
+        return fail(503, str(exc), "NOT_CONFIGURED")
+    if isinstance(exc, DarajaError):
+        status = 503 if exc.retryable else 502
+        return fail(status, f"M-Pesa refused the {what}: {exc.error_code}: {exc.error_message}")
+    return fail(503, f"M-Pesa is unavailable, please try again shortly: {exc}")
+
+
 def payment_refused(exc) -> tuple[int, str, str]:
     """(status, code, message) for a services.errors.PaymentError, in this envelope's words."""
     from portal.services import errors

@@ -227,13 +227,8 @@ def mpesa_query(reference: str):
     if payment.status in QUERYABLE:
         try:
             mpesa.ask_now(payment)
-        except errors.NotConfigured as exc:
-            return envelope.fail(503, str(exc), "NOT_CONFIGURED")
-        except DarajaError as exc:
-            status = 503 if exc.retryable else 502
-            return envelope.fail(status, f"M-Pesa refused the query: {exc.error_code}: {exc.error_message}")
-        except DarajaUnavailable as exc:
-            return envelope.fail(503, f"M-Pesa is unavailable, please try again shortly: {exc}")
+        except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
+            return envelope.mpesa_failure(exc, "query")
     return envelope.ok(water.serialise(payment, payment.status), "Payment status verified from M-Pesa")
 
 

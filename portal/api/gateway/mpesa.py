@@ -81,13 +81,8 @@ def stk_push_query():
         return envelope.fail(404, f"No STK push with CheckoutRequestID {form.checkoutRequestId}", "NOT_FOUND")
     try:
         result, outcome = mpesa.ask_now(payment)
-    except errors.NotConfigured as exc:
-        return envelope.fail(503, str(exc), "NOT_CONFIGURED")
-    except DarajaError as exc:
-        status = 503 if exc.retryable else 502
-        return envelope.fail(status, f"M-Pesa refused the query: {exc.error_code}: {exc.error_message}")
-    except DarajaUnavailable as exc:
-        return envelope.fail(503, f"M-Pesa is unavailable, please try again shortly: {exc}")
+    except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
+        return envelope.mpesa_failure(exc, "query")
     answer = {
         "ResultCode": result.result_code,
         "ResultDesc": result.result_desc or ("The transaction is being processed" if result.pending else None),
@@ -96,15 +91,6 @@ def stk_push_query():
         "transaction": serialise(payment),
     }
     return envelope.ok(answer)
-
-
-def _provider_failure(exc: Exception):
-    if isinstance(exc, errors.NotConfigured):
-        return envelope.fail(503, str(exc), "NOT_CONFIGURED")
-    if isinstance(exc, DarajaError):
-        status = 503 if exc.retryable else 502
-        return envelope.fail(status, f"M-Pesa refused the request: {exc.error_code}: {exc.error_message}")
-    return envelope.fail(503, f"M-Pesa is unavailable, please try again shortly: {exc}")
 
 
 @openapi.operation(
@@ -123,7 +109,7 @@ def c2b_register():
     try:
         registered = c2b.register_urls(g.merchant, form.responseType, form.accounts)
     except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
-        return _provider_failure(exc)
+        return envelope.mpesa_failure(exc)
     return envelope.ok(registered, "C2B URLs registered")
 
 
@@ -146,7 +132,7 @@ def c2b_simulate():
     try:
         originator = c2b.simulate(g.merchant, form.msisdn, form.amount, form.billRefNumber)
     except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
-        return _provider_failure(exc)
+        return envelope.mpesa_failure(exc)
     data = {"originatorConversationId": originator, "msisdn": form.msisdn, "amount": form.amount}
     return envelope.ok(data, "C2B payment simulated: M-Pesa now validates and confirms it")
 
