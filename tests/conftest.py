@@ -150,6 +150,15 @@ def clean(app):
 
 
 @pytest.fixture
+def limits_on():
+    """The rate limits on, with empty budgets (the clean-up switches them off again)."""
+    limiter.enabled = True
+    limiter.reset()
+    yield
+    limiter.reset()
+
+
+@pytest.fixture
 def ctx(app):
     with app.app_context():
         yield

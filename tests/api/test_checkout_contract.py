@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.extensions import db, limiter
+from portal.extensions import db
 from portal.models import ApiKey, Payment
 from portal.timeutil import utcnow
 from tests.helpers import initiate
@@ -187,14 +187,6 @@ def test_listing_filters_pages_and_counts(app, api, accounts):
 def test_listing_rejects_bad_parameters(api, params, path):
     found = details(api.get("/transactions", params=params))
     assert found[path]["location"] == "query"
-
-
-@pytest.fixture
-def limits_on():
-    limiter.enabled = True
-    limiter.reset()
-    yield
-    limiter.reset()
 
 
 def test_initiation_is_limited_to_ten_a_minute_per_ip(app, api, limits_on):

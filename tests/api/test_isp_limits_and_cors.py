@@ -4,19 +4,10 @@ import uuid
 
 import pytest
 
-from portal.extensions import limiter
 from tests.api.isp_support import add_client
 
 TOO_MANY = {"error": "Too many requests for this client, please try again later."}
 ORIGIN = "https://hotspot.example.co.ke"
-
-
-@pytest.fixture
-def limits_on():
-    limiter.enabled = True
-    limiter.reset()
-    yield
-    limiter.reset()
 
 
 def unknown_payment(storefront, client_id=None):

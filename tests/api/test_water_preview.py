@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from portal.extensions import db, limiter
+from portal.extensions import db
 from portal.models import Merchant
 from portal.services import stations
 from portal.services.water_pricing import WaterPricing, save_pricing
@@ -149,14 +149,6 @@ def test_a_station_key_opens_no_route_that_takes_an_api_key(kiosk):
     for method, path in (("get", "/api/transactions"), ("post", "/api/mpesa/stk-push"), ("post", "/api/mpesa/b2c")):
         answer = getattr(kiosk, method)(path, json={})
         assert answer.status_code == 401 and answer.json() == gateway_refusal, path
-
-
-@pytest.fixture
-def limits_on(app):
-    limiter.enabled = True
-    limiter.reset()
-    yield
-    limiter.reset()
 
 
 def test_answers_carry_the_rate_limit_and_the_budget_runs_out_per_ip(app, kiosk, api, live_server, limits_on):

@@ -9,7 +9,6 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from portal.extensions import limiter
 from portal.services import stations
 from tests.browser.conftest import PHONE, screenshot
 from tests.conftest import Api, wait_for
@@ -354,14 +353,6 @@ def test_an_abandoned_screen_returns_to_idle(app, new_page, accounts):
     expect(idle(kiosk)).to_be_visible(timeout=SLOW)
     idle(kiosk).tap()
     expect(kiosk.get_by_label("Your M-Pesa phone number")).to_have_value("")  # nothing of the last customer
-
-
-@pytest.fixture
-def limits_on(app):
-    limiter.enabled = True
-    limiter.reset()
-    yield
-    limiter.reset()
 
 
 def test_over_the_rate_limit_the_kiosk_waits_for_the_reset_instead_of_hammering(
