@@ -51,18 +51,8 @@ def settled(app, scheduled: bool = True, timeout: float = 30.0) -> None:
 
 def stk_payment(merchant_id: int, reference: str, status: str = "processing", **columns) -> Payment:
     """A committed KES 100 STK payment to 254708374149 (a factory: override any column)."""
-    payment = Payment(
-        merchant_id=merchant_id,
-        reference=reference,
-        rail="mpesa",
-        kind="stk_push",
-        status=status,
-        amount=10000,
-        phone="254708374149",
-        api="checkout",
-        meta={},
-        **columns,
-    )
+    defaults = dict(rail="mpesa", kind="stk_push", amount=10000, phone="254708374149", api="checkout", meta={})
+    payment = Payment(merchant_id=merchant_id, reference=reference, status=status, **(defaults | columns))
     db.session.add(payment)
     db.session.commit()
     return payment

@@ -4,7 +4,6 @@ it, dispenses and completes; and the refusals on the way."""
 
 import re
 
-import pytest
 import requests
 
 from portal.extensions import db
@@ -13,16 +12,6 @@ from tests.conftest import Api, wait_for
 
 PHONE = "254708374149"  # pays (the simulator's suffix table)
 CANCELS = "254708371032"
-
-
-@pytest.fixture
-def kiosk(live_server, accounts):
-    return Api(live_server, accounts["station"]["key"])
-
-
-@pytest.fixture
-def kiosk2(live_server, accounts):
-    return Api(live_server, accounts["station2"]["key"])
 
 
 def pay(kiosk, phone: str = PHONE, amount=52) -> dict:

@@ -34,12 +34,6 @@ UNAUTHORISED = {
 TOO_MANY = {"success": False, "message": "Too many requests from this IP, please try again later."}
 
 
-@pytest.fixture
-def kiosk(live_server, accounts):
-    """The demo merchant's STATION001, calling with its own key."""
-    return Api(live_server, accounts["station"]["key"])
-
-
 def station(app, merchant_id, code):
     with app.app_context():
         row = stations.station_by_code(merchant_id, code)

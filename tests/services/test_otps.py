@@ -15,28 +15,22 @@ from portal.services import otps
 from portal.services.otps import OtpRefused
 from portal.services.sweeper import sweep
 from portal.timeutil import utcnow
+from tests.helpers import stk_payment
 
 S = OtpStatus
 _serial = itertools.count(1)
 
 
 def water_payment(merchant_id: int, status: str = PaymentStatus.COMPLETED, liters: int = 10) -> Payment:
-    n = next(_serial)
-    payment = Payment(
-        merchant_id=merchant_id,
-        reference=f"WS-1700000000000-TEST{n:04d}",
-        rail="mpesa",
-        kind="stk_push",
-        status=status,
+    return stk_payment(
+        merchant_id,
+        f"WS-1700000000000-TEST{next(_serial):04d}",
+        status,
         amount=liters * 500,
-        phone="254708374149",
         api="water",
         meta={"liters": liters},
         completed_at=utcnow() if status == PaymentStatus.COMPLETED else None,
     )
-    db.session.add(payment)
-    db.session.commit()
-    return payment
 
 
 def station(merchant_id: int, code: str = "KIOSK001", pulses: int = 1000) -> Station:
