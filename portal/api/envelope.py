@@ -95,6 +95,11 @@ class Invalid(Exception):
     def response(self):
         return fail(400, self.message, "VALIDATION_ERROR", errors=self.errors)
 
+    def first_problem_response(self):
+        """The same answer with the first problem as its message (the water and bookings documents
+        name what is wrong: "Invalid amount or out of range")."""
+        return fail(400, self.errors[0]["message"], "VALIDATION_ERROR", errors=self.errors)
+
 
 def field(name: str, message: str, value: Any = None) -> dict:
     return {"field": name, "message": message, "value": echo(value)}

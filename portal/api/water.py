@@ -78,7 +78,7 @@ def _too_many(_exc):
 @bp.errorhandler(envelope.Invalid)
 def _invalid(exc: envelope.Invalid):
     """The first problem is the message (the document's "Invalid amount or out of range"); all are in `errors`."""
-    return envelope.fail(400, exc.errors[0]["message"], "VALIDATION_ERROR", errors=exc.errors)
+    return exc.first_problem_response()
 
 
 @bp.after_request

@@ -36,7 +36,7 @@ require_api_key(bp, PUBLIC)
 
 @bp.errorhandler(envelope.Invalid)
 def _invalid(exc: envelope.Invalid):
-    return envelope.fail(400, exc.errors[0]["message"], "VALIDATION_ERROR", errors=exc.errors)
+    return exc.first_problem_response()
 
 
 STATUS_NAMES = {
