@@ -67,9 +67,19 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
     from portal.web import auth, dashboard, keys, kiosk, payments, payouts, queues, settings, stations
     from portal.web import isp as isp_pages
     from portal.webhooks import daraja as daraja_webhooks
+    from portal.webhooks import paystack as paystack_webhooks
     from portal.webhooks import sms as sms_webhooks
 
-    for bp in (checkout.bp, gateway.bp, isp_api.bp, water.bp, bookings.bp, daraja_webhooks.bp, sms_webhooks.bp):
+    for bp in (
+        checkout.bp,
+        gateway.bp,
+        isp_api.bp,
+        water.bp,
+        bookings.bp,
+        daraja_webhooks.bp,
+        paystack_webhooks.bp,
+        sms_webhooks.bp,
+    ):
         csrf.exempt(bp)  # authenticated by API key, client id or callback token, not a session
         app.register_blueprint(bp)
     app.register_blueprint(docs.bp)  # the OpenAPI document of every route above, and its page

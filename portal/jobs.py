@@ -6,15 +6,18 @@ spent, becomes a dead letter; one that raises queueing.Permanent becomes one at 
 from rq import get_current_job
 
 from portal.providers.daraja import DarajaError
+from portal.providers.paystack import PaystackError
 from portal.queueing import Permanent
 from portal.services import errors, mpesa, otps, sms, sweeper
 from portal.services.mpesa import b2c
+from portal.services.paystack import charges as paystack_charges
 
 # What each job does, in a merchant's words (the dead-letter pages and API show it).
 TITLES = {
     "query_stk_payment": "Ask M-Pesa for the result of an STK push",
     "send_payout": "Send a B2C payout to M-Pesa",
     "ask_payout_status": "Ask M-Pesa (Transaction Status) about a payout",
+    "verify_paystack_payment": "Ask Paystack (verify) about a payment and apply the answer",
     "water_issue_otp": "Issue a paid water customer's OTP and send it by SMS",
     "send_sms": "Send an SMS through Africa's Talking",
     "sweep": "Sweep for lost work",
@@ -47,6 +50,19 @@ def send_payout(payment_id: int) -> str:
 def ask_payout_status(payment_id: int) -> str:
     """Asks Transaction Status about a payout's latest attempt."""
     return b2c.ask_status_job(payment_id)
+
+
+def verify_paystack_payment(payment_id: int) -> str:
+    """Verifies a Paystack payment and applies the answer. Paystack out of reach or failing is
+    retried; a refusal, or no Paystack key, is permanent."""
+    try:
+        return paystack_charges.verify_job(payment_id)
+    except errors.NotConfigured as exc:
+        raise Permanent(str(exc)) from exc
+    except PaystackError as exc:
+        if exc.retryable or exc.status >= 500:
+            raise
+        raise Permanent(f"Paystack refused the verify: {exc}") from exc
 
 
 def water_issue_otp(payment_id: int) -> str:

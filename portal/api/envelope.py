@@ -162,15 +162,16 @@ def payment_refused(exc) -> tuple[int, str, str]:
         )
     if isinstance(exc, errors.NotConfigured):
         return 503, "NOT_CONFIGURED", str(exc)
+    who = exc.provider
     if isinstance(exc, errors.ProviderRejected):
-        return 502, "PROVIDER_REJECTED", f"M-Pesa rejected the request: {exc.code}: {exc}"
+        return 502, "PROVIDER_REJECTED", f"{who} rejected the request: {exc.code}: {exc}"
     if isinstance(exc, errors.OutcomeUnknown):
         return (
             504,
             "OUTCOME_UNKNOWN",
             (
-                f"M-Pesa did not answer in time; payment {exc.payment.reference} settles when M-Pesa reports it. "
+                f"{who} did not answer in time; payment {exc.payment.reference} settles when {who} reports it. "
                 "Do not retry with a new request."
             ),
         )
-    return 503, "PROVIDER_UNAVAILABLE", f"M-Pesa is unavailable, please try again shortly: {exc}"
+    return 503, "PROVIDER_UNAVAILABLE", f"{who} is unavailable, please try again shortly: {exc}"

@@ -1,6 +1,7 @@
 """Models: one module per aggregate. Importing this package registers every table."""
 
 from portal.models.dead_letter import DeadLetter, DeadLetterStatus
+from portal.models.escrow import Escrow, EscrowStatus
 from portal.models.isp import InternetPackage, IspClient
 from portal.models.merchant import ApiKey, Merchant, User
 from portal.models.payment import Callback, IdempotencyRecord, Payment, PaymentEvent, PaymentStatus
@@ -35,6 +36,8 @@ __all__ = [
     "Callback",
     "DeadLetter",
     "DeadLetterStatus",
+    "Escrow",
+    "EscrowStatus",
     "IdempotencyRecord",
     "InternetPackage",
     "IspClient",

@@ -40,6 +40,7 @@ class Payment(MerchantScoped, db.Model):
         db.Index("ix_payments_merchant_created", "merchant_id", "created_at"),
         db.Index("ix_payments_merchant_status", "merchant_id", "status"),
         db.Index("ix_payments_merchant_phone", "merchant_id", "phone"),
+        db.Index("ix_payments_merchant_user", "merchant_id", "user_ref"),
     )
     id = db.Column(db.Integer, primary_key=True)
     merchant_id = db.Column(db.Integer, db.ForeignKey("merchants.id"), nullable=False)
@@ -52,6 +53,7 @@ class Payment(MerchantScoped, db.Model):
     currency = db.Column(db.String(3), nullable=False, default="KES")
     phone = db.Column(db.String(12))
     email = db.Column(db.String(254))
+    user_ref = db.Column(db.String(100))  # the caller's own id of the payer (bookings: metadata.user_id)
     account_reference = db.Column(db.String(64))
     description = db.Column(db.String(255))
     checkout_request_id = db.Column(db.String(64), unique=True)

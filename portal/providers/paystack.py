@@ -433,28 +433,41 @@ def _kes_or_none(value) -> Decimal | None:
     return None if value is None else from_subunits(int(value))
 
 
-def _transaction(data) -> Transaction:
+def transaction_of(data) -> Transaction:
+    """A transaction object as verify and the charge.success webhook carry it; PaystackUnavailable
+    (maybe_sent) when it cannot be read."""
     try:
         authorization = data.get("authorization") or {}
         customer = data.get("customer") or {}
+        amount = data["amount"]
+        if isinstance(amount, bool) or not isinstance(amount, int | str):
+            raise TypeError("amount")
         return Transaction(
             id=int(data["id"]),
             reference=str(data["reference"]),
             status=str(data["status"]),
-            amount=from_subunits(int(data["amount"])),
+            amount=from_subunits(int(amount)),
             currency=str(data["currency"]),
-            channel=data.get("channel"),
-            gateway_response=data.get("gateway_response"),
-            message=data.get("message"),
-            paid_at=data.get("paid_at") or data.get("paidAt"),
+            channel=_short_text(data.get("channel")),
+            gateway_response=_short_text(data.get("gateway_response")),
+            message=_short_text(data.get("message")),
+            paid_at=_short_text(data.get("paid_at") or data.get("paidAt")),
             fees=_kes_or_none(data.get("fees")),
-            receipt_number=data.get("receipt_number"),
-            authorization_code=authorization.get("authorization_code"),
-            customer_email=customer.get("email"),
+            receipt_number=_short_text(data.get("receipt_number")),
+            authorization_code=_short_text(authorization.get("authorization_code")),
+            customer_email=_short_text(customer.get("email")),
             metadata=data.get("metadata"),
         )
-    except (KeyError, TypeError, ValueError, AttributeError, InvalidOperation):
+    except (KeyError, TypeError, ValueError, AttributeError, InvalidOperation, OverflowError):
         raise _unreadable("transaction", data) from None
+
+
+_transaction = transaction_of
+
+
+def _short_text(value) -> str | None:
+    """Text Paystack sent, or None for what is not text (a webhook's body is anybody's)."""
+    return value[:TEXT_KEPT] if isinstance(value, str) else None
 
 
 def _charge(data) -> Charge:

@@ -2,7 +2,10 @@
 
 
 class PaymentError(Exception):
-    """Base of the errors a dialect turns into its own error answer."""
+    """Base of the errors a dialect turns into its own error answer; `provider` names the rail's
+    provider in those answers."""
+
+    provider = "M-Pesa"
 
 
 class NotConfigured(PaymentError):
@@ -28,6 +31,7 @@ class ProviderUnavailable(PaymentError):
 class OutcomeUnknown(PaymentError):
     """The push may have reached the customer; the payment waits for the truth."""
 
-    def __init__(self, payment):
-        super().__init__("M-Pesa did not confirm the request in time")
+    def __init__(self, payment, provider: str = "M-Pesa"):
+        super().__init__(f"{provider} did not confirm the request in time")
         self.payment = payment
+        self.provider = provider

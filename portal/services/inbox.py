@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, or_, select, update
@@ -49,6 +49,12 @@ class Item:
     args: dict  # the query string's fields (callback URLs carry ref and token)
     token_valid: bool
     source_ip: str | None
+    headers: dict = field(default_factory=dict)  # as stored: Authorization and Cookie left out
+
+    def header(self, name: str) -> str | None:
+        """A header's value, whatever case its name came in."""
+        name = name.lower()
+        return next((v for k, v in self.headers.items() if isinstance(k, str) and k.lower() == name), None)
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,7 @@ def store(
         ident = connection.execute(_STORE, row).scalar_one()
     if db.session().in_transaction():
         db.session.commit()  # the caller's, joined: the row is committed before it is read
-    return Item(ident, provider, kind, raw, args, token_valid, source_ip)
+    return Item(ident, provider, kind, raw, args, token_valid, source_ip, kept)
 
 
 def receive(provider: str, kind: str, raw: bytes, **request_meta) -> Verdict:
@@ -138,7 +144,10 @@ def reread(cb: Callback) -> Verdict:
     """Interprets a stored row again (the sweeper's unread rows, orphans whose payment
     now knows its provider id)."""
     args, valid, _stored = read_query(cb.query_string or "")  # valid only for rows stored before redaction
-    return dispatch(Item(cb.id, cb.provider, cb.kind, bytes(cb.raw), args, cb.token_valid or valid, cb.source_ip))
+    item = Item(
+        cb.id, cb.provider, cb.kind, bytes(cb.raw), args, cb.token_valid or valid, cb.source_ip, cb.headers or {}
+    )
+    return dispatch(item)
 
 
 _ORPHANS = (
