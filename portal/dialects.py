@@ -26,6 +26,9 @@ class Dialect:
     stk_callback_endpoint: str = GATEWAY_STK
     # URL prefixes whose errors (404, 405, 413, 500 ...) this dialect renders
     prefixes: tuple[str, ...] = ()
+    # status_data(payment) -> the `data` of the shared GET /api/payments/status/{ref} for this
+    # dialect's payments (None: that route does not show them)
+    status_data: Callable | None = None
 
     def status_name(self, status: str) -> str:
         return self.status_names[status]

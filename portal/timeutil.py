@@ -36,3 +36,10 @@ def nairobi_midnight_utc(day: date) -> datetime:
 def nairobi(value: datetime | None, fmt: str = "%d %b %H:%M:%S") -> str:
     """A naive-UTC database time shown as Nairobi wall-clock time (the portal's clock)."""
     return "" if value is None else as_nairobi(value).strftime(fmt)
+
+
+def epoch_ms(value: datetime | None) -> int | None:
+    """A naive-UTC database time as milliseconds since the epoch (JavaScript's Date.now())."""
+    if value is None:
+        return None
+    return int(value.replace(tzinfo=UTC).timestamp() * 1000)

@@ -2,7 +2,10 @@
 
 import json
 import os
+import re
 import time
+
+import requests
 
 from portal.extensions import db
 from portal.models import Callback, Payment, PaymentEvent, SandboxStkRequest, Sms
@@ -196,3 +199,21 @@ class EventStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Checkout:
+    """A customer's browser at the checkout: a session (CSRF cookie) and the form's token."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.http = requests.Session()
+        page = self.http.get(url, timeout=10)
+        assert page.status_code == 200, page.text
+        self.page = page.text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)  # none once it has ended
+        self.token = token and token.group(1)
+
+    def post(self, action: str, **fields) -> requests.Response:
+        return self.http.post(
+            f"{self.url}/{action}", data={"csrf_token": self.token, **fields}, allow_redirects=False, timeout=10
+        )

@@ -119,3 +119,79 @@ def WholeNumber(name: str, low: int, high: int):  # noqa: N802
 def empty_is_absent(data: Any) -> Any:
     """For a query model's `model_validator(mode="before")`: `?limit=` means no limit given."""
     return {k: v for k, v in data.items() if v != ""} if isinstance(data, dict) else data
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL = re.compile(rf"[^@\s\x00-\x1f\x7f]{{1,64}}@{_LABEL}(?:\.{_LABEL})+")
+
+
+def email(value: Any) -> str:
+    """An email address as Paystack takes it: local@domain.tld, at most 254 characters."""
+    if not isinstance(value, str) or len(value) > 254 or not EMAIL.fullmatch(value.strip()):
+        raise ValueError("email must be an email address (name@example.com)")
+    return value.strip()
+
+
+Email = Annotated[
+    str,
+    BeforeValidator(email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254, "example": "user@example.com"}),
+]
+
+
+def minor_units(value: Any, *, highest: int) -> int:
+    """A JSON number of KES with at most two decimal places (1000, 99.5), as cents, from 0.01 to `highest` KES."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("amount must be a number of KES")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("amount must be a finite number")
+    if not 0 < value <= highest:
+        raise ValueError(f"amount must be more than 0 and at most {highest:,} KES")
+    cents = round(value * 100) if isinstance(value, float) else value * 100
+    if isinstance(value, float) and abs(value * 100 - cents) > 1e-6:
+        raise ValueError("amount must have at most two decimal places")
+    if not 1 <= cents <= highest * 100:
+        raise ValueError(f"amount must be more than 0 and at most {highest:,} KES")
+    return int(cents)
+
+
+def Kes(highest: int):  # noqa: N802  (a type, spelled like one)
+    """KES with at most two decimal places, as minor units (cents)."""
+    schema = {"type": "number", "exclusiveMinimum": 0, "maximum": highest, "multipleOf": 0.01, "example": 1000}
+    return Annotated[int, BeforeValidator(partial(minor_units, highest=highest)), WithJsonSchema(schema)]
+
+
+METADATA_KEYS = 20
+
+
+def _metadata(value):
+    """A flat JSON object of at most 20 short names with short text, finite numbers, true/false or null."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > METADATA_KEYS:
+        raise ValueError(f"metadata must be an object of at most {METADATA_KEYS} fields")
+    for name, item in value.items():
+        if not 1 <= len(name) <= 50 or has_unsafe_characters(name):
+            raise ValueError("metadata field names must be 1 to 50 characters, no control characters")
+        if isinstance(item, str):
+            if len(item) > 200 or has_unsafe_characters(item):
+                raise ValueError(f"metadata.{name} must be text of at most 200 characters, no control characters")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"metadata.{name} must be a finite number")
+        elif item is not None and not isinstance(item, bool | int | float):
+            raise ValueError(f"metadata.{name} must be text, a number, true, false or null")
+    return value
+
+
+Metadata = Annotated[
+    dict,
+    BeforeValidator(_metadata),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": METADATA_KEYS,
+            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+            "example": {"customerName": "John Doe", "location": "Station 1"},
+        }
+    ),
+]

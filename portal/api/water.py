@@ -12,14 +12,15 @@ import time
 from functools import wraps
 
 from flask import Blueprint, current_app, g, jsonify
-from pydantic import ValidationError
+from pydantic import RootModel, ValidationError
 
 from portal import openapi
 from portal.api import envelope
 from portal.api import water_schemas as schemas
 from portal.api.auth import authenticate, authenticate_station_or_key
+from portal.api.bookings import schemas as bookings_schemas
 from portal.api.water_schemas import WaterReferencePath
-from portal.dialects import Dialect, register
+from portal.dialects import Dialect, dialect_of, register
 from portal.extensions import limiter
 from portal.models import Payment
 from portal.providers.daraja import DarajaError, DarajaUnavailable
@@ -128,6 +129,7 @@ DIALECT = register(
         stk_callback_endpoint="daraja_webhooks.water_stk",
         # the document's paths; bookings shares /api/payments and the same envelope
         prefixes=("/api/payments", "/api/otp", "/api/stations", "/api/sms"),
+        status_data=lambda payment: water.serialise(payment, payment.status),
     )
 )
 
@@ -191,18 +193,34 @@ def mpesa_initiate():
     return envelope.ok(data, "M-Pesa payment initiated. Please enter your PIN.", status=201)
 
 
+class PaymentStatusAnswer(RootModel[schemas.WaterTransactionAnswer | bookings_schemas.StatusAnswer]):
+    """A water payment in the water document's shape, a bookings payment in the bookings document's."""
+
+
 @openapi.operation(
-    "A water payment's status, from the ledger",
+    "A payment's status, from the ledger, in the shape of the API that made it: a water payment's "
+    "(a station's key or an API key) or a bookings payment's (an API key)",
     path=WaterReferencePath,
-    responses={200: schemas.WaterTransactionAnswer, 404: openapi.Answer(envelope.Failure, "Transaction not found")},
+    responses={200: PaymentStatusAnswer, 404: openapi.Answer(envelope.Failure, "Transaction not found")},
 )
 @bp.get("/payments/status/<reference>")
 @require_station_or_key
 def payment_status(reference: str):
-    payment = _payment(reference)
-    if payment is None:
+    """The path two documents share: dispatched on the API that created the payment."""
+    try:
+        WaterReferencePath.model_validate({"reference": reference})
+    except ValidationError:
         return _not_found()
-    return envelope.ok(water.serialise(payment, payment.status))
+    payment = Payment.get_for_merchant(g.merchant.id, reference=reference)
+    if payment is None or (g.station is not None and payment.api != water.API):
+        return _not_found()
+    try:
+        show = dialect_of(payment.api).status_data
+    except LookupError:
+        show = None
+    if show is None:
+        return _not_found()
+    return envelope.ok(show(payment))
 
 
 @openapi.operation(

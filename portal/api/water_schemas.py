@@ -1,7 +1,6 @@
 """The water document's requests and answers (shared/seeds/002): the models that validate the
 bodies and describe the answers in the OpenAPI document, so the two cannot drift."""
 
-import math
 import re
 from typing import Annotated, Literal
 
@@ -78,40 +77,7 @@ StationCode = Annotated[
     BeforeValidator(_station_code),
     WithJsonSchema({"type": "string", "pattern": r"^[^\x00-\x1f\x7f-\x9f]{1,32}$", "example": "STATION001"}),
 ]
-METADATA_KEYS = 20
-
-
-def _metadata(value):
-    """A flat JSON object of at most 20 short names with short text, finite numbers, true/false or null."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or len(value) > METADATA_KEYS:
-        raise ValueError(f"metadata must be an object of at most {METADATA_KEYS} fields")
-    for name, item in value.items():
-        if not 1 <= len(name) <= 50 or fields.has_unsafe_characters(name):
-            raise ValueError("metadata field names must be 1 to 50 characters, no control characters")
-        if isinstance(item, str):
-            if len(item) > 200 or fields.has_unsafe_characters(item):
-                raise ValueError(f"metadata.{name} must be text of at most 200 characters, no control characters")
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise ValueError(f"metadata.{name} must be a finite number")
-        elif item is not None and not isinstance(item, bool | int | float):
-            raise ValueError(f"metadata.{name} must be text, a number, true, false or null")
-    return value
-
-
-Metadata = Annotated[
-    dict,
-    BeforeValidator(_metadata),
-    WithJsonSchema(
-        {
-            "type": "object",
-            "maxProperties": METADATA_KEYS,
-            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
-            "example": {"customerName": "John Doe", "location": "Station 1"},
-        }
-    ),
-]
+Metadata = fields.Metadata
 OtpCode = Annotated[
     str,
     BeforeValidator(lambda v: v if isinstance(v, str) and re.fullmatch(r"[0-9]{6}", v) else _bad_otp()),

@@ -68,7 +68,7 @@ class Payment(MerchantScoped, db.Model):
     meta = db.Column("metadata", db.JSON, nullable=False, default=dict)
     api = db.Column(db.String(16), nullable=False)
     idempotency_key = db.Column(db.String(255))
-    retry_of_id = db.Column(db.Integer, db.ForeignKey("payments.id"))
+    retry_of_id = db.Column(db.Integer, db.ForeignKey("payments.id"), unique=True)  # a payment is retried once
     attempts = db.Column(db.Integer, nullable=False, default=0, server_default="0")  # payouts: attempts sent
     last_queried_at = db.Column(db.DateTime)  # last asked about (STK query), or last failed on, by the sweeper
     sweep_error = db.Column(db.Text)  # why the sweeper last failed on this row, if it did

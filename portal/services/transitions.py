@@ -53,6 +53,7 @@ _CAS = (
     .returning(*_DESCRIBED)
 )
 _EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_COLUMN_OF = {attr.key: attr.columns[0].key for attr in Payment.__mapper__.column_attrs}
 _EVENT_COLUMNS = ("payment_id", "from_status", "to_status", "source", "detail", "created_at")
 
 
@@ -178,14 +179,15 @@ def transition(
         values = dict(fields, status=to, updated_at=utcnow())
         if to in S.FINAL:
             values["completed_at"] = values["updated_at"]
+        columns = {_COLUMN_OF[name]: value for name, value in values.items()}  # meta is the metadata column
         event = {"from_status": known, "to_status": to, "source": source, "detail": detail}
         event["created_at"] = values["updated_at"]
         if connection.dialect.name == "postgresql":
-            params = {f"v_{name}": value for name, value in values.items()}
+            params = {f"v_{name}": value for name, value in columns.items()}
             params.update({f"e_{name}": value for name, value in event.items()}, _id=payment.id, _known=known)
-            moved = connection.execute(_move_and_record(frozenset(values)), params).first()
+            moved = connection.execute(_move_and_record(frozenset(columns)), params).first()
         else:
-            described = connection.execute(_CAS, dict(values, _id=payment.id, _known=known)).first()
+            described = connection.execute(_CAS, dict(columns, _id=payment.id, _known=known)).first()
             if described is not None:
                 event_id = connection.execute(_EVENT, dict(event, payment_id=payment.id)).scalar_one()
                 moved = (event_id, *described)

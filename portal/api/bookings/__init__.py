@@ -15,7 +15,7 @@ from portal import openapi
 from portal.api import envelope
 from portal.api.auth import require_api_key
 from portal.dialects import Dialect, register
-from portal.models import PaymentStatus as S
+from portal.services.bookings import STATUS_NAMES
 
 bp = Blueprint("bookings", __name__, url_prefix="/api/payments")
 PUBLIC: set[str] = set()  # the Paystack webhook joins it: it is checked by its signature
@@ -39,15 +39,7 @@ def _invalid(exc: envelope.Invalid):
     return exc.first_problem_response()
 
 
-STATUS_NAMES = {
-    S.PENDING: "pending",
-    S.PROCESSING: "pending",
-    S.COMPLETED: "success",
-    S.FAILED: "failed",
-    S.TIMEOUT: "failed",
-    S.CANCELLED: "cancelled",
-    S.REVERSED: "cancelled",  # refunded: the booking is no longer paid for
-}
+from portal.api.bookings import payments, phones  # noqa: E402, F401  (routes)
 
 DIALECT = register(
     Dialect(
@@ -56,7 +48,6 @@ DIALECT = register(
         status_names=STATUS_NAMES,
         # /api/payments is the water dialect's prefix too, with the same envelope: it renders both
         prefixes=(),
+        status_data=payments.serialise,
     )
 )
-
-from portal.api.bookings import phones  # noqa: E402, F401  (routes)

@@ -8,9 +8,9 @@ Guarantees:
 - a success is applied only with the amount and currency the payment asked for;
 - a success that would move a payment out of a final state (cancelled, timeout) is applied only
   as verify tells it (a webhook makes us verify), and is flagged in the timeline;
-- a checkout is never failed by verify: its customer may try again on the same page until the
-  sweeper gives up on it (timeout, which a later success still settles); an M-Pesa charge's
-  failure is final at Paystack, and here;
+- a checkout is never failed: its customer may try again on the same page, so a failed attempt
+  leaves it timeout (shown as failed by the bookings API), which a later success still settles;
+  an M-Pesa charge's failure is final at Paystack, and here;
 - a request whose answer was lost (maybe sent) leaves the payment timeout, and the sweeper
   verifies it like every silent payment: Paystack sends no webhook for a failure.
 """
@@ -244,7 +244,10 @@ def start_mpesa_charge(
             provider_reference=charge.reference,
         )
         db.session.commit()
-        refusal = errors.ProviderRejected("charge_failed", reason)
+        if "lock subscriber" in reason:  # M-Pesa's words: a prompt is already open on the phone
+            refusal = errors.SubscriberBusy(reason)
+        else:
+            refusal = errors.ProviderRejected("charge_failed", reason)
         refusal.provider = PROVIDER
         raise refusal
     transition(
@@ -312,6 +315,12 @@ def apply_transaction(payment: Payment, tx: Transaction, source: str, *, confirm
     if tx.status == "failed" and payment.kind == CHARGE and current in (S.PENDING, S.PROCESSING, S.TIMEOUT):
         reason = tx.gateway_response or tx.message or "the charge failed"
         moved = transition(payment, S.FAILED, source, f"Paystack: {reason}", current=current, result_desc=reason)
+        return "applied" if moved else "rejected"
+    if tx.status == "failed" and payment.kind == CHECKOUT and current in (S.PENDING, S.PROCESSING):
+        # not failed: the same checkout may still be paid (another card), and a success must land
+        reason = tx.gateway_response or tx.message or "the payment failed"
+        detail = f"Paystack: {reason}; the checkout can still be paid until it expires"
+        moved = transition(payment, S.TIMEOUT, source, detail, current=current, result_desc=reason)
         return "applied" if moved else "rejected"
     if tx.status == "abandoned" and payment.kind == CHARGE and current in (S.PENDING, S.PROCESSING):
         detail = "the customer did not answer the prompt (Paystack: abandoned)"
