@@ -139,26 +139,25 @@ Email = Annotated[
 ]
 
 
-def minor_units(value: Any, *, highest: int) -> int:
-    """A JSON number of KES with at most two decimal places (1000, 99.5), as cents, from 0.01 to `highest` KES."""
+def minor_units(value: Any, *, lowest: int, highest: int) -> int:
+    """A JSON number of KES with at most two decimal places (1000, 99.5), as cents, from `lowest`
+    to `highest` KES."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("amount must be a number of KES")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("amount must be a finite number")
-    if not 0 < value <= highest:
-        raise ValueError(f"amount must be more than 0 and at most {highest:,} KES")
+    if not lowest <= value <= highest:
+        raise ValueError(f"amount must be from {lowest:,} to {highest:,} KES")
     cents = round(value * 100) if isinstance(value, float) else value * 100
     if isinstance(value, float) and abs(value * 100 - cents) > 1e-6:
         raise ValueError("amount must have at most two decimal places")
-    if not 1 <= cents <= highest * 100:
-        raise ValueError(f"amount must be more than 0 and at most {highest:,} KES")
     return int(cents)
 
 
-def Kes(highest: int):  # noqa: N802  (a type, spelled like one)
+def Kes(lowest: int, highest: int):  # noqa: N802  (a type, spelled like one)
     """KES with at most two decimal places, as minor units (cents)."""
-    schema = {"type": "number", "exclusiveMinimum": 0, "maximum": highest, "multipleOf": 0.01, "example": 1000}
-    return Annotated[int, BeforeValidator(partial(minor_units, highest=highest)), WithJsonSchema(schema)]
+    schema = {"type": "number", "minimum": lowest, "maximum": highest, "multipleOf": 0.01, "example": 1000}
+    return Annotated[int, BeforeValidator(partial(minor_units, lowest=lowest, highest=highest)), WithJsonSchema(schema)]
 
 
 METADATA_KEYS = 20

@@ -38,6 +38,9 @@ NO_MERCHANT_OBJECT = {
     # The kiosk page is the same static shell for any code: codes are per merchant, so the page
     # looks nothing up; its script pairs with a station's key, and the water API decides by the key.
     "/kiosk/<station>",
+    # A payer's id is the caller's own name for its customer, a filter on the caller's payments:
+    # another merchant asking for the same id sees its own payer's (tests/api/test_bookings_payments).
+    "/api/payments/history/<user_id>",
 }
 
 # How the other merchant reaches each blueprint's routes.
@@ -45,6 +48,7 @@ AUTH_BY_BLUEPRINT = {
     "checkout": "api_key",
     "gateway": "api_key",
     "water": "api_key",  # its station routes take an API key too
+    "bookings": "api_key",
     "auth": "session",
     "dashboard": "session",
     "payments": "session",
@@ -152,6 +156,25 @@ FILL: dict[str, Callable[[int], object]] = {
 }
 
 
+def _bookings_payment(merchant_id: int) -> str:
+    """One of merchant A's failed bookings payments (final: verify asks Paystack nothing)."""
+    payment = _payment(merchant_id)
+    payment.api, payment.rail, payment.kind, payment.status = "bookings", "paystack", "charge", "failed"
+    payment.reference, payment.checkout_request_id = f"mpesa-tenancy{payment.id:07d}", None
+    payment.meta = {"bookingId": "booking_1"}
+    db.session.commit()
+    return payment.reference
+
+
+# Where a blueprint's routes name another kind of object by the same URL variable.
+FILL_BY_BLUEPRINT: dict[str, dict[str, Callable[[int], object]]] = {"bookings": {"reference": _bookings_payment}}
+
+
+def fill(rule, name: str, merchant_id: int):
+    blueprint = rule.endpoint.rpartition(".")[0]
+    return FILL_BY_BLUEPRINT.get(blueprint, {}).get(name, FILL[name])(merchant_id)
+
+
 def snapshot() -> dict:
     """Every row of every table, minus the columns a refused request may legitimately touch."""
     out = {}
@@ -196,7 +219,7 @@ def test_another_merchants_objects_answer_404_and_stay_unchanged(app, accounts):
     checked = []
     for rule in rules:
         with app.app_context():
-            values = {name: FILL[name](owner["id"]) for name in rule.arguments}
+            values = {name: fill(rule, name, owner["id"]) for name in rule.arguments}
             before = snapshot()
         path = app.url_map.bind("localhost").build(rule.endpoint, values)
         kind = AUTH_BY_BLUEPRINT[rule.endpoint.rpartition(".")[0]]
@@ -225,7 +248,7 @@ def test_another_merchants_objects_answer_404_and_stay_unchanged(app, accounts):
     for rule in rules:
         if "GET" in rule.methods:
             with app.app_context():
-                values = {name: FILL[name](owner["id"]) for name in rule.arguments}
+                values = {name: fill(rule, name, owner["id"]) for name in rule.arguments}
             path = app.url_map.bind("localhost").build(rule.endpoint, values)
             headers = {"Authorization": f"Bearer {owner['api_key']}"}
             answer = owner_client.get(path, headers=headers)

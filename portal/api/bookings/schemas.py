@@ -78,8 +78,9 @@ BookingPhone = Annotated[
         }
     ),
 ]
-CheckoutAmount = fields.Kes(1_000_000)
-MpesaAmount = fields.Shillings(1, 250_000)
+# Paystack's smallest KES payment is 3.00; M-Pesa's largest is 250,000
+CheckoutAmount = fields.Kes(3, 1_000_000)
+MpesaAmount = fields.Shillings(3, 250_000)
 
 
 class Request(BaseModel):
