@@ -5,7 +5,7 @@ live key, get what was asked."""
 import pytest
 
 from portal.providers.paystack import LIVE_URL, PaystackClient
-from portal.services.paystack.charges import TEST_EMAIL, TEST_PHONE, TestModeRefused, _test_mode
+from portal.services.paystack.charges import TEST_EMAIL, TEST_PHONE, TestModeRefused, paystack_test_rules
 
 
 def client(key: str, base: str = LIVE_URL) -> PaystackClient:
@@ -14,18 +14,18 @@ def client(key: str, base: str = LIVE_URL) -> PaystackClient:
 
 @pytest.mark.parametrize("kes", [100, 500, 1000])
 def test_paystacks_test_environment_forces_its_phone_and_email(kes):
-    assert _test_mode(client("sk_test_abc"), kes * 100, "254712345678", "me@example.com") == (TEST_PHONE, TEST_EMAIL)
-    assert _test_mode(client("sk_test_abc"), kes * 100, None, "me@example.com") == (None, TEST_EMAIL)
+    assert paystack_test_rules(client("sk_test_abc"), kes * 100, "254712345678", "me@example.com") == (TEST_PHONE, TEST_EMAIL)
+    assert paystack_test_rules(client("sk_test_abc"), kes * 100, None, "me@example.com") == (None, TEST_EMAIL)
 
 
 @pytest.mark.parametrize("minor", [5000, 15000, 100050, 110000, 300])
 def test_paystacks_test_environment_takes_only_its_amounts(minor):
     with pytest.raises(TestModeRefused, match="100, 200"):
-        _test_mode(client("sk_test_abc"), minor, "254712345678", "me@example.com")
+        paystack_test_rules(client("sk_test_abc"), minor, "254712345678", "me@example.com")
 
 
 @pytest.mark.parametrize(
     "key, base", [("sk_live_abc", LIVE_URL), ("sk_test_abc", "http://127.0.0.1:5000/sandbox/paystack")]
 )
 def test_a_live_key_or_the_simulator_gets_what_was_asked(key, base):
-    assert _test_mode(client(key, base), 1234, "254712345678", "me@example.com") == ("254712345678", "me@example.com")
+    assert paystack_test_rules(client(key, base), 1234, "254712345678", "me@example.com") == ("254712345678", "me@example.com")

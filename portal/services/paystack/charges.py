@@ -71,7 +71,7 @@ def against_paystack_test(client: PaystackClient) -> bool:
     return client.secret_key.startswith("sk_test_") and client.base_url == LIVE_URL.rstrip("/")
 
 
-def _test_mode(client: PaystackClient, amount: int, phone: str | None, email: str) -> tuple[str | None, str]:
+def paystack_test_rules(client: PaystackClient, amount: int, phone: str | None, email: str) -> tuple[str | None, str]:
     if not against_paystack_test(client):
         return phone, email
     if amount % 100 or amount // 100 not in TEST_AMOUNTS:
@@ -156,7 +156,7 @@ def start_checkout(
     `authorization_url`. Raises NotConfigured, TestModeRefused, ProviderRejected,
     ProviderUnavailable (the payment is failed) or OutcomeUnknown."""
     client = paystack_for(merchant)
-    phone, email = _test_mode(client, amount, phone, email)
+    phone, email = paystack_test_rules(client, amount, phone, email)
     payment = _record(
         merchant,
         CHECKOUT,
@@ -210,7 +210,7 @@ def start_mpesa_charge(
     if amount <= 0 or amount % 100:
         raise ValueError("M-Pesa amounts are whole shillings")
     client = paystack_for(merchant)
-    phone, email = _test_mode(client, amount, phone, email)
+    phone, email = paystack_test_rules(client, amount, phone, email)
     payment = _record(
         merchant,
         CHARGE,
