@@ -14,7 +14,10 @@ def client(key: str, base: str = LIVE_URL) -> PaystackClient:
 
 @pytest.mark.parametrize("kes", [100, 500, 1000])
 def test_paystacks_test_environment_forces_its_phone_and_email(kes):
-    assert paystack_test_rules(client("sk_test_abc"), kes * 100, "254712345678", "me@example.com") == (TEST_PHONE, TEST_EMAIL)
+    assert paystack_test_rules(client("sk_test_abc"), kes * 100, "254712345678", "me@example.com") == (
+        TEST_PHONE,
+        TEST_EMAIL,
+    )
     assert paystack_test_rules(client("sk_test_abc"), kes * 100, None, "me@example.com") == (None, TEST_EMAIL)
 
 
@@ -28,4 +31,7 @@ def test_paystacks_test_environment_takes_only_its_amounts(minor):
     "key, base", [("sk_live_abc", LIVE_URL), ("sk_test_abc", "http://127.0.0.1:5000/sandbox/paystack")]
 )
 def test_a_live_key_or_the_simulator_gets_what_was_asked(key, base):
-    assert paystack_test_rules(client(key, base), 1234, "254712345678", "me@example.com") == ("254712345678", "me@example.com")
+    assert paystack_test_rules(client(key, base), 1234, "254712345678", "me@example.com") == (
+        "254712345678",
+        "me@example.com",
+    )
