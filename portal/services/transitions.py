@@ -47,6 +47,8 @@ _PAYMENTS, _EVENTS = Payment.__table__, PaymentEvent.__table__
 _STATUS = select(_PAYMENTS.c.status).where(_PAYMENTS.c.id == bindparam("_id"))
 # What a transition tells its listeners about the payment, returned by the statement that moved it.
 _DESCRIBED = (_PAYMENTS.c.reference, _PAYMENTS.c.kind, _PAYMENTS.c.amount, _PAYMENTS.c.currency, _PAYMENTS.c.api)
+# A field given by its attribute name -> its column's key (`meta` is the column `metadata`).
+_COLUMN = {attr.key: attr.columns[0].key for attr in Payment.__mapper__.column_attrs}
 _CAS = (
     update(_PAYMENTS)
     .where(_PAYMENTS.c.id == bindparam("_id"), _PAYMENTS.c.status == bindparam("_known"))
@@ -178,14 +180,15 @@ def transition(
         values = dict(fields, status=to, updated_at=utcnow())
         if to in S.FINAL:
             values["completed_at"] = values["updated_at"]
+        columns = {_COLUMN[name]: value for name, value in values.items()}  # KeyError: not a column
         event = {"from_status": known, "to_status": to, "source": source, "detail": detail}
         event["created_at"] = values["updated_at"]
         if connection.dialect.name == "postgresql":
-            params = {f"v_{name}": value for name, value in values.items()}
+            params = {f"v_{name}": value for name, value in columns.items()}
             params.update({f"e_{name}": value for name, value in event.items()}, _id=payment.id, _known=known)
-            moved = connection.execute(_move_and_record(frozenset(values)), params).first()
+            moved = connection.execute(_move_and_record(frozenset(columns)), params).first()
         else:
-            described = connection.execute(_CAS, dict(values, _id=payment.id, _known=known)).first()
+            described = connection.execute(_CAS, dict(columns, _id=payment.id, _known=known)).first()
             if described is not None:
                 event_id = connection.execute(_EVENT, dict(event, payment_id=payment.id)).scalar_one()
                 moved = (event_id, *described)
