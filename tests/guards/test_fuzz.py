@@ -25,6 +25,7 @@ JSON_BLUEPRINTS = {
     "water": "api_key",  # the water API (Bearer key: its station routes take an API key too)
     "bookings": "api_key",  # the bookings API (Bearer key; its Paystack webhook is checked by signature)
     "daraja_webhooks": None,  # Daraja's callbacks: anonymous, always acknowledged
+    "paystack_webhooks": None,  # Paystack's events: checked by their signature, not a credential
     "sandbox_daraja": "daraja_token",  # the Daraja simulator (Bearer token from its OAuth)
     "sandbox_africastalking": "at_key",  # the AT simulator: an apiKey header, username sandbox in a form
     "sandbox_africastalking_outbox": None,  # the SMS the AT simulator kept (sandbox only, no credential)
