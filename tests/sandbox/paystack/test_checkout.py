@@ -8,25 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.helpers import settled
-
-
-class Checkout:
-    """A customer's browser at the checkout: a session (CSRF cookie) and the form's token."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.http = requests.Session()
-        page = self.http.get(url, timeout=10)
-        assert page.status_code == 200, page.text
-        self.page = page.text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)  # none once it has ended
-        self.token = token and token.group(1)
-
-    def post(self, action: str, **fields) -> requests.Response:
-        return self.http.post(
-            f"{self.url}/{action}", data={"csrf_token": self.token, **fields}, allow_redirects=False, timeout=10
-        )
+from tests.helpers import Checkout, settled
 
 
 def charge_success(receiver, reference: str) -> list[dict]:
