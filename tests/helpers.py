@@ -61,6 +61,25 @@ def stk_payment(merchant_id: int, reference: str, status: str = "processing", **
     return payment
 
 
+class Checkout:
+    """A customer's browser at the Paystack simulator's hosted checkout: a session (CSRF cookie)
+    and the form's token. `post` answers the 303 to the callback URL unfollowed."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.http = requests.Session()
+        page = self.http.get(url, timeout=10)
+        assert page.status_code == 200, page.text
+        self.page = page.text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)  # none once it has ended
+        self.token = token and token.group(1)
+
+    def post(self, action: str, **fields) -> requests.Response:
+        return self.http.post(
+            f"{self.url}/{action}", data={"csrf_token": self.token, **fields}, allow_redirects=False, timeout=10
+        )
+
+
 SMS_TEXT = "Your water code is 482913"
 
 
@@ -199,21 +218,3 @@ class EventStream:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class Checkout:
-    """A customer's browser at the checkout: a session (CSRF cookie) and the form's token."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.http = requests.Session()
-        page = self.http.get(url, timeout=10)
-        assert page.status_code == 200, page.text
-        self.page = page.text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)  # none once it has ended
-        self.token = token and token.group(1)
-
-    def post(self, action: str, **fields) -> requests.Response:
-        return self.http.post(
-            f"{self.url}/{action}", data={"csrf_token": self.token, **fields}, allow_redirects=False, timeout=10
-        )

@@ -150,6 +150,20 @@ def mpesa_failure(exc: Exception, what: str = "request"):
     return fail(503, f"M-Pesa is unavailable, please try again shortly: {exc}")
 
 
+def paystack_failure(exc: Exception, what: str = "request"):
+    """The answer when Paystack could not be asked (`what`: "request", "verify"): not set up for
+    the merchant (NotConfigured), a refusal (PaystackError) or unreachable (PaystackUnavailable)."""
+    from portal.providers.paystack import PaystackError
+    from portal.services import errors
+
+    if isinstance(exc, errors.NotConfigured):
+        return fail(503, str(exc), "NOT_CONFIGURED")
+    if isinstance(exc, PaystackError):
+        status = 503 if exc.retryable else 502
+        return fail(status, f"Paystack refused the {what}: {exc.message}")
+    return fail(503, f"Paystack is unavailable, please try again shortly: {exc}")
+
+
 def payment_refused(exc) -> tuple[int, str, str]:
     """(status, code, message) for a services.errors.PaymentError, in this envelope's words."""
     from portal.services import errors

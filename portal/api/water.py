@@ -11,7 +11,7 @@ g.merchant, and g.station, None for an API key) or `@require_key` (an API key on
 import time
 from functools import wraps
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, g, jsonify, url_for
 from pydantic import RootModel, ValidationError
 
 from portal import openapi
@@ -33,7 +33,7 @@ TOO_MANY = "Too many requests from this IP, please try again later."
 openapi.section(
     bp,
     "water",
-    "The water stations API: payment preview, M-Pesa payments, OTPs and dispensing, in the {success} "
+    "The water stations API: payment preview, M-Pesa and Paystack payments, OTPs and dispensing, in the {success} "
     "envelope; a station's key or an API key",
     auth=openapi.STATION,
     responses={
@@ -82,6 +82,17 @@ def _invalid(exc: envelope.Invalid):
     return exc.first_problem_response()
 
 
+@bp.errorhandler(water_pricing.AmountRefused)
+def _amount_refused(exc: water_pricing.AmountRefused):
+    return envelope.fail(400, str(exc), "INVALID_AMOUNT")
+
+
+def priced(amount: int) -> water_pricing.Preview:
+    """What `amount` buys at the caller's merchant's prices; an amount that buys no whole liters
+    within the merchant's range answers 400 INVALID_AMOUNT (AmountRefused, handled above)."""
+    return water_pricing.preview(water_pricing.pricing_of(g.merchant), amount)
+
+
 @bp.after_request
 def _rate_limit_headers(response):
     current = limiter.current_limit  # None while the limiter is off
@@ -115,11 +126,7 @@ def serialise_preview(sale: water_pricing.Preview) -> dict:
 @require_station_or_key
 def preview():
     form = envelope.parse_body(schemas.WaterPreview)
-    try:
-        sale = water_pricing.preview(water_pricing.pricing_of(g.merchant), form.amount)
-    except water_pricing.AmountRefused as exc:
-        return envelope.fail(400, str(exc), "INVALID_AMOUNT")
-    return envelope.ok(serialise_preview(sale), "Payment preview generated")
+    return envelope.ok(serialise_preview(priced(form.amount)), "Payment preview generated")
 
 
 DIALECT = register(
@@ -164,10 +171,7 @@ def _not_found():
 @require_station_or_key
 def mpesa_initiate():
     form = envelope.parse_body(schemas.WaterInitiate)
-    try:
-        sale = water_pricing.preview(water_pricing.pricing_of(g.merchant), form.amount)
-    except water_pricing.AmountRefused as exc:
-        return envelope.fail(400, str(exc), "INVALID_AMOUNT")
+    sale = priced(form.amount)
     try:
         payment = water.initiate(
             g.merchant,
@@ -228,7 +232,9 @@ def payment_status(reference: str):
     path=WaterReferencePath,
     responses={
         200: schemas.WaterTransactionAnswer,
-        400: openapi.Answer(envelope.Failure, "No checkout request ID: the push never reached M-Pesa"),
+        400: openapi.Answer(
+            envelope.Failure, "No checkout request ID: the push never reached M-Pesa, or it is a Paystack payment"
+        ),
         404: openapi.Answer(envelope.Failure, "Transaction not found"),
         502: openapi.Answer(envelope.Failure, "M-Pesa refused the query"),
         503: openapi.Answer(envelope.Failure, "M-Pesa is unreachable or not set up for this merchant"),
@@ -240,6 +246,13 @@ def mpesa_query(reference: str):
     payment = _payment(reference)
     if payment is None:
         return _not_found()
+    if water.is_paystack(payment):
+        return envelope.fail(
+            400,
+            f"{payment.reference} is a Paystack payment: ask GET "
+            + url_for("water.paystack_verify", reference=payment.reference),
+            "NOT_AN_MPESA_PAYMENT",
+        )
     if not payment.checkout_request_id:
         return envelope.fail(400, "No checkout request ID: the push never reached M-Pesa", "NO_CHECKOUT_REQUEST_ID")
     if payment.status in QUERYABLE:
@@ -250,5 +263,5 @@ def mpesa_query(reference: str):
     return envelope.ok(water.serialise(payment, payment.status), "Payment status verified from M-Pesa")
 
 
-# The OTP and station routes are this blueprint's too, in a module of their own.
-from portal.api import water_codes  # noqa: E402, F401
+# The OTP and station routes, and the Paystack ones, are this blueprint's too, in modules of their own.
+from portal.api import water_codes, water_paystack  # noqa: E402, F401

@@ -8,6 +8,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from portal.api import fields
 from portal.api.envelope import Answer, Success
+from portal.services.phones import InvalidPhone, normalise_kenyan
 from portal.services.water_pricing import Rounding
 
 WholeAmount = Annotated[
@@ -163,6 +164,13 @@ class WaterTransaction(Answer):
     metadata: dict
     createdAt: str  # noqa: N815
     updatedAt: str  # noqa: N815
+    paymentMethod: Literal["mpesa", "paystack"]  # noqa: N815
+    email: str | None
+    paystackStatus: Literal["pending", "success", "failed", "abandoned", "reversed"] | None = Field(  # noqa: N815
+        description="A Paystack payment's status in Paystack's words (null for M-Pesa): abandoned once given up"
+    )
+    paystackChannel: str | None = Field(description="How the customer paid at the checkout: card, mobile_money")  # noqa: N815
+    paystackReceiptNumber: str | None  # noqa: N815
 
 
 class WaterTransactionAnswer(Success):
@@ -239,3 +247,99 @@ class StationIdentity(Answer):
 
 class StationIdentityAnswer(Success):
     data: StationIdentity
+
+
+# -- Paystack payments -----------------------------------------------------------------------
+EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}"
+)
+
+
+def _email(value):
+    """An ASCII address Paystack takes (stricter than Paystack, so it never refuses one we took)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("email is required for Paystack")
+    value = value.strip()
+    if len(value) > 254 or not EMAIL.fullmatch(value):
+        raise ValueError("email must be an email address such as customer@example.com")
+    return value
+
+
+Email = Annotated[
+    str,
+    BeforeValidator(_email),
+    WithJsonSchema(
+        {"type": "string", "pattern": f"^{EMAIL.pattern}$", "maxLength": 254, "example": "customer@example.com"}
+    ),
+]
+
+
+def _kenyan_phone(value):
+    if value is None or value == "":
+        return None
+    try:
+        return normalise_kenyan(value)
+    except InvalidPhone as exc:
+        raise ValueError(str(exc)) from None
+
+
+KenyanPhone = Annotated[
+    str | None,
+    BeforeValidator(_kenyan_phone),
+    WithJsonSchema(
+        {
+            "type": ["string", "null"],
+            "pattern": r"^(?:\+?254|0)[0-9]{9}$",
+            "example": "254712345678",
+            "description": "A Kenyan number (254..., +254..., 07..., 01...): the code is sent there by SMS",
+        }
+    ),
+]
+
+
+def _kes(value):
+    if value is None:
+        return "KES"
+    if value != "KES":
+        raise ValueError("currency must be KES: the only currency water payments are taken in")
+    return value
+
+
+Kes = Annotated[str, BeforeValidator(_kes), WithJsonSchema({"type": ["string", "null"], "enum": ["KES", None]})]
+
+
+class WaterPaystackInitialize(Request):
+    email: Email
+    amount: WholeAmount
+    phoneNumber: KenyanPhone = None  # noqa: N815
+    currency: Kes = "KES"
+    metadata: Metadata = {}
+
+
+class WaterPaystackStarted(Answer):
+    transactionReference: str  # noqa: N815
+    authorizationUrl: str = Field(description="Send the customer's browser here: Paystack's hosted checkout")  # noqa: N815
+    accessCode: str  # noqa: N815
+    status: str
+    expiresAt: str = Field(description="When an unpaid checkout is given up (timeout)")  # noqa: N815
+    amount: int
+    liters: int
+
+
+class WaterPaystackStartedAnswer(Success):
+    data: WaterPaystackStarted
+
+
+class WaterPaystackCallbackQuery(Request):
+    reference: Reference
+    trxref: str | None = Field(None, description="Paystack sends the reference twice; this copy is ignored")
+
+
+class WaterPaystackCallback(Answer):
+    reference: str
+    verifyUrl: str  # noqa: N815
+
+
+class WaterPaystackCallbackAnswer(Success):
+    data: WaterPaystackCallback

@@ -47,13 +47,14 @@ _PAYMENTS, _EVENTS = Payment.__table__, PaymentEvent.__table__
 _STATUS = select(_PAYMENTS.c.status).where(_PAYMENTS.c.id == bindparam("_id"))
 # What a transition tells its listeners about the payment, returned by the statement that moved it.
 _DESCRIBED = (_PAYMENTS.c.reference, _PAYMENTS.c.kind, _PAYMENTS.c.amount, _PAYMENTS.c.currency, _PAYMENTS.c.api)
+# A field given by its attribute name -> its column's key (`meta` is the column `metadata`).
+_COLUMN = {attr.key: attr.columns[0].key for attr in Payment.__mapper__.column_attrs}
 _CAS = (
     update(_PAYMENTS)
     .where(_PAYMENTS.c.id == bindparam("_id"), _PAYMENTS.c.status == bindparam("_known"))
     .returning(*_DESCRIBED)
 )
 _EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
-_COLUMN_OF = {attr.key: attr.columns[0].key for attr in Payment.__mapper__.column_attrs}
 _EVENT_COLUMNS = ("payment_id", "from_status", "to_status", "source", "detail", "created_at")
 
 
@@ -179,7 +180,7 @@ def transition(
         values = dict(fields, status=to, updated_at=utcnow())
         if to in S.FINAL:
             values["completed_at"] = values["updated_at"]
-        columns = {_COLUMN_OF[name]: value for name, value in values.items()}  # meta is the metadata column
+        columns = {_COLUMN[name]: value for name, value in values.items()}  # KeyError: not a column
         event = {"from_status": known, "to_status": to, "source": source, "detail": detail}
         event["created_at"] = values["updated_at"]
         if connection.dialect.name == "postgresql":

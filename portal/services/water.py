@@ -1,16 +1,22 @@
-"""Water payments: a customer pays at a station for whole liters by M-Pesa; once the payment
-completes, services/otps.py issues the code that unlocks the dispense.
+"""Water payments: a customer pays for whole liters, by M-Pesa at a station or through a
+Paystack checkout; once the payment completes, services/otps.py issues the code that unlocks
+the dispense (whatever the rail).
 
-The amount is rounded to whole liters by the merchant's pricing before the push, and the
-payment remembers the liters, the station and the caller's metadata."""
+The amount is rounded to whole liters by the merchant's pricing before the provider is asked,
+and the payment remembers the liters, the station and the caller's metadata."""
 
 import secrets
 import string
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from portal.models import Merchant, Payment, Station
+from flask import current_app
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import Merchant, Payment, PaymentStatus, Station
 from portal.services.mpesa.stk import initiate_stk_push
+from portal.services.paystack import charges
 from portal.timeutil import EAT, iso_z
 
 API = "water"
@@ -41,6 +47,49 @@ def initiate(
     )
 
 
+def start_checkout(
+    merchant: Merchant,
+    *,
+    email: str,
+    amount: int,
+    liters: int,
+    phone: str | None,
+    metadata: dict,
+    callback_url: str,
+) -> charges.Started:
+    """A Paystack hosted checkout for `amount` whole shillings buying `liters` (already priced);
+    the customer's browser comes back to `callback_url`. The code goes by SMS to `phone`, if
+    given. Started by the merchant's own systems (an API key), so at no station. Raises what
+    charges.start_checkout raises."""
+    return charges.start_checkout(
+        merchant,
+        api=API,
+        reference=new_reference(),
+        amount=amount * 100,
+        email=email,
+        phone=phone,
+        callback_url=callback_url,
+        meta={"liters": liters, "station": None, "metadata": metadata},
+    )
+
+
+def expires_at(payment: Payment) -> datetime:
+    """When the sweeper gives up on a payment nobody paid (SWEEP_TIMEOUT_AFTER after it began)."""
+    return payment.created_at + timedelta(seconds=float(current_app.config["SWEEP_TIMEOUT_AFTER"]))
+
+
+def paystack_payment(reference: str) -> Payment | None:
+    """The water Paystack payment with this reference, whoever's it is (the customer's browser
+    coming back from the checkout carries no credential)."""
+    return db.session.scalars(
+        select(Payment).where(Payment.reference == reference, Payment.api == API, Payment.rail == charges.RAIL)
+    ).first()
+
+
+def is_paystack(payment: Payment) -> bool:
+    return payment.rail == charges.RAIL
+
+
 def payment_of(merchant: Merchant, reference: str) -> Payment | None:
     """The merchant's water payment with this reference; another merchant's or another API's is None."""
     payment = Payment.get_for_merchant(merchant.id, reference=reference)
@@ -61,9 +110,34 @@ def result_code(payment: Payment) -> int | str | None:
     return int(code) if code is not None and code.isdigit() else code
 
 
+def paid_at(payment: Payment) -> str | None:
+    """Paystack's paidAt (ISO 8601) as ISO 8601 UTC with milliseconds, if it is one."""
+    try:
+        moment = datetime.fromisoformat((payment.meta or {}).get("paid_at") or "")
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return iso_z(moment)
+
+
+# Paystack's word for where the ledger stands: verify says `abandoned` of a checkout nobody paid.
+PAYSTACK_STATUS = {
+    PaymentStatus.PENDING: "pending",
+    PaymentStatus.PROCESSING: "pending",
+    PaymentStatus.COMPLETED: "success",
+    PaymentStatus.FAILED: "failed",
+    PaymentStatus.CANCELLED: "abandoned",
+    PaymentStatus.TIMEOUT: "abandoned",
+    PaymentStatus.REVERSED: "reversed",
+}
+
+
 def serialise(payment: Payment, status_name: str) -> dict:
-    """The water document's transaction (its 'Get Transaction Status' data)."""
+    """The water document's transaction (its 'Get Transaction Status' data), for either rail:
+    the M-Pesa fields are null for a Paystack payment and the Paystack fields for an M-Pesa one."""
     meta = payment.meta or {}
+    paystack = is_paystack(payment)
     return {
         "id": payment.id,
         "transactionReference": payment.reference,
@@ -74,11 +148,16 @@ def serialise(payment: Payment, status_name: str) -> dict:
         "status": status_name,
         "checkoutRequestId": payment.checkout_request_id,
         "merchantRequestId": payment.merchant_request_id,
-        "mpesaReceiptNumber": payment.receipt,
-        "transactionDate": transaction_date(payment),
+        "mpesaReceiptNumber": None if paystack else payment.receipt,
+        "transactionDate": paid_at(payment) if paystack else transaction_date(payment),
         "resultCode": result_code(payment),
         "resultDesc": payment.result_desc,
         "metadata": meta.get("metadata") or {},
         "createdAt": iso_z(payment.created_at),
         "updatedAt": iso_z(payment.updated_at),
+        "paymentMethod": "paystack" if paystack else "mpesa",
+        "email": payment.email,
+        "paystackStatus": PAYSTACK_STATUS.get(payment.status) if paystack else None,
+        "paystackChannel": meta.get("channel") if paystack else None,
+        "paystackReceiptNumber": payment.receipt if paystack else None,
     }

@@ -142,6 +142,18 @@ def _water_payment(merchant_id: int) -> str:
     return payment.reference
 
 
+def _water_paystack_payment(merchant_id: int) -> str:
+    """One of merchant A's completed water payments through Paystack (final: verifying it asks
+    Paystack nothing)."""
+    payment = _payment(merchant_id)
+    payment.api, payment.rail, payment.kind, payment.status = "water", "paystack", "checkout", "completed"
+    payment.checkout_request_id = payment.merchant_request_id = None
+    payment.meta, payment.email = {"liters": 10, "channel": "card"}, "owner@example.com"
+    payment.reference = f"WS-1700000000000-P{payment.id:07d}"
+    db.session.commit()
+    return payment.reference
+
+
 # URL variable -> a function that creates merchant A's object and returns the variable's value.
 FILL: dict[str, Callable[[int], object]] = {
     "checkout_request_id": lambda m: _payment(m).checkout_request_id,
@@ -166,13 +178,19 @@ def _bookings_payment(merchant_id: int) -> str:
     return payment.reference
 
 
-# Where a blueprint's routes name another kind of object by the same URL variable.
-FILL_BY_BLUEPRINT: dict[str, dict[str, Callable[[int], object]]] = {"bookings": {"reference": _bookings_payment}}
+# Rules whose variable names an object of another kind than FILL's, each with its own filler.
+FILL_FOR_RULE: dict[str, dict[str, Callable[[int], object]]] = {
+    "/api/payments/paystack/verify/<reference>": {"reference": _water_paystack_payment},
+    "/api/payments/verify/<reference>": {"reference": _bookings_payment},
+    "/api/payments/retry/<reference>": {"reference": _bookings_payment},
+    "/api/payments/cancel/<reference>": {"reference": _bookings_payment},
+}
 
 
-def fill(rule, name: str, merchant_id: int):
-    blueprint = rule.endpoint.rpartition(".")[0]
-    return FILL_BY_BLUEPRINT.get(blueprint, {}).get(name, FILL[name])(merchant_id)
+def fill(rule, merchant_id: int) -> dict:
+    """The values of the rule's variables, each an object merchant A now owns."""
+    own = FILL_FOR_RULE.get(rule.rule, {})
+    return {name: own.get(name, FILL[name])(merchant_id) for name in rule.arguments}
 
 
 def snapshot() -> dict:
@@ -219,7 +237,7 @@ def test_another_merchants_objects_answer_404_and_stay_unchanged(app, accounts):
     checked = []
     for rule in rules:
         with app.app_context():
-            values = {name: fill(rule, name, owner["id"]) for name in rule.arguments}
+            values = fill(rule, owner["id"])
             before = snapshot()
         path = app.url_map.bind("localhost").build(rule.endpoint, values)
         kind = AUTH_BY_BLUEPRINT[rule.endpoint.rpartition(".")[0]]
@@ -248,7 +266,7 @@ def test_another_merchants_objects_answer_404_and_stay_unchanged(app, accounts):
     for rule in rules:
         if "GET" in rule.methods:
             with app.app_context():
-                values = {name: fill(rule, name, owner["id"]) for name in rule.arguments}
+                values = fill(rule, owner["id"])
             path = app.url_map.bind("localhost").build(rule.endpoint, values)
             headers = {"Authorization": f"Bearer {owner['api_key']}"}
             answer = owner_client.get(path, headers=headers)
@@ -328,3 +346,10 @@ def test_listings_show_another_merchant_none_of_the_owners_payments(app, account
 @pytest.mark.parametrize("name", sorted(FILL))
 def test_every_filler_is_used(app, name):
     assert any(name in rule.arguments for rule in app.url_map.iter_rules()), f"FILL[{name!r}] fills no route"
+
+
+@pytest.mark.parametrize("path", sorted(FILL_FOR_RULE))
+def test_every_rule_filler_is_a_rule(app, path):
+    rules = {rule.rule: rule for rule in app.url_map.iter_rules()}
+    assert path in rules, f"FILL_FOR_RULE names {path}, which is no longer a route"
+    assert set(FILL_FOR_RULE[path]) <= set(rules[path].arguments)

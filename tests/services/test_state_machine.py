@@ -75,6 +75,18 @@ def test_final_payment_ignores_a_contradicting_result(ctx, accounts):
     assert p.completed_at is not None
 
 
+def test_a_transition_writes_the_fields_it_is_given_by_their_attribute_names(ctx, accounts):
+    """`meta` is the column `metadata`: written on both databases, never silently dropped."""
+    p = make_payment(accounts["merchant"]["id"], meta={"liters": 10})
+    assert transition(p, S.COMPLETED, "test", receipt="QK12345678", meta={"liters": 10, "channel": "card"})
+    db.session.commit()
+    db.session.expire_all()
+    stored = db.session.get(Payment, p.id)
+    assert (stored.receipt, stored.meta) == ("QK12345678", {"liters": 10, "channel": "card"})
+    with pytest.raises(KeyError):
+        transition(make_payment(accounts["merchant"]["id"], n=2), S.COMPLETED, "test", no_such_column=1)
+
+
 def test_sweeper_times_out_payments_silent_for_thirty_minutes(ctx, app, accounts):
     old = make_payment(accounts["merchant"]["id"], n=1, created_at=utcnow() - timedelta(minutes=31))
     young = make_payment(
