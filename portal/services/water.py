@@ -133,6 +133,14 @@ PAYSTACK_STATUS = {
 }
 
 
+def paystack_status(payment: Payment) -> str | None:
+    """The payment's status in Paystack's words; a checkout whose card was declined (timeout, with
+    Paystack's reason) is `failed`, one given up on is `abandoned`."""
+    if payment.status == PaymentStatus.TIMEOUT and payment.result_desc:
+        return "failed"
+    return PAYSTACK_STATUS.get(payment.status)
+
+
 def serialise(payment: Payment, status_name: str) -> dict:
     """The water document's transaction (its 'Get Transaction Status' data), for either rail:
     the M-Pesa fields are null for a Paystack payment and the Paystack fields for an M-Pesa one."""
@@ -157,7 +165,7 @@ def serialise(payment: Payment, status_name: str) -> dict:
         "updatedAt": iso_z(payment.updated_at),
         "paymentMethod": "paystack" if paystack else "mpesa",
         "email": payment.email,
-        "paystackStatus": PAYSTACK_STATUS.get(payment.status) if paystack else None,
+        "paystackStatus": paystack_status(payment) if paystack else None,
         "paystackChannel": meta.get("channel") if paystack else None,
         "paystackReceiptNumber": payment.receipt if paystack else None,
     }

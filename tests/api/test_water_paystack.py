@@ -199,7 +199,7 @@ def test_visiting_the_callback_of_an_unpaid_checkout_moves_no_money(app, api, li
     assert counts(app, reference) == (0, 0)
 
 
-def test_a_failed_checkout_stays_open_until_the_sweeper_gives_up(app, api, live_server):
+def test_a_declined_card_leaves_the_checkout_payable(app, api, live_server):
     started = initialize(api)
     reference = started["transactionReference"]
     back = Checkout(started["authorizationUrl"]).post("fail")
@@ -207,11 +207,15 @@ def test_a_failed_checkout_stays_open_until_the_sweeper_gives_up(app, api, live_
     assert requests.get(back.headers["Location"], timeout=10).status_code == 200
     verified = api.get(f"/api/payments/paystack/verify/{reference}")
     assert verified.status_code == 200, verified.text
-    # Paystack says failed; a checkout's customer may still pay again, so the ledger waits
-    assert (verified.json()["data"]["status"], verified.json()["data"]["paystackStatus"]) == ("processing", "pending")
+    # Paystack says failed; a checkout's customer may still pay again, so it is timeout, not failed
+    assert (verified.json()["data"]["status"], verified.json()["data"]["paystackStatus"]) == ("timeout", "failed")
     settled(app)
     assert counts(app, reference) == (0, 0) and texts(live_server, PHONE, reference) == []
 
+
+def test_an_unpaid_checkout_is_given_up_when_it_expires(app, api, live_server):
+    started = initialize(api)
+    reference = started["transactionReference"]
     expiry = datetime.strptime(started["expiresAt"], "%Y-%m-%dT%H:%M:%S.%fZ")
     with app.app_context():
         give_up(expiry - timedelta(seconds=1))
