@@ -167,12 +167,8 @@ def verify(reference: str):
     if payment.status in charges.VERIFIABLE:
         try:
             charges.verify_now(payment)
-        except errors.NotConfigured as exc:
-            return envelope.fail(503, str(exc), "NOT_CONFIGURED")
-        except PaystackError as exc:
-            return envelope.fail(503 if exc.retryable else 502, f"Paystack refused the verify: {exc.message}")
-        except PaystackUnavailable as exc:
-            return envelope.fail(503, f"Paystack is unavailable, please try again shortly: {exc}")
+        except (errors.NotConfigured, PaystackError, PaystackUnavailable) as exc:
+            return envelope.paystack_failure(exc, "verify")
     meta = payment.meta or {}
     data = {
         "status": name_of(payment),
