@@ -136,10 +136,12 @@ def _field_errors(exc: ValidationError, raw: dict) -> list[dict]:
     return errors
 
 
-def mpesa_failure(exc: Exception, what: str = "request"):
-    """The answer when M-Pesa could not be asked (`what`: "request", "query"): not set up for
-    the merchant (NotConfigured), a refusal (DarajaError) or unreachable (DarajaUnavailable)."""
+def provider_failure(exc: Exception, what: str = "request"):
+    """The answer when a provider could not be asked (`what`: "request", "query", "verify"): not
+    set up for the merchant (NotConfigured), a refusal (DarajaError, PaystackError) or unreachable
+    (DarajaUnavailable, PaystackUnavailable)."""
     from portal.providers.daraja import DarajaError
+    from portal.providers.paystack import PaystackError
     from portal.services import errors
 
     if isinstance(exc, errors.NotConfigured):
@@ -147,21 +149,10 @@ def mpesa_failure(exc: Exception, what: str = "request"):
     if isinstance(exc, DarajaError):
         status = 503 if exc.retryable else 502
         return fail(status, f"M-Pesa refused the {what}: {exc.error_code}: {exc.error_message}")
-    return fail(503, f"M-Pesa is unavailable, please try again shortly: {exc}")
-
-
-def paystack_failure(exc: Exception, what: str = "request"):
-    """The answer when Paystack could not be asked (`what`: "request", "verify"): not set up for
-    the merchant (NotConfigured), a refusal (PaystackError) or unreachable (PaystackUnavailable)."""
-    from portal.providers.paystack import PaystackError
-    from portal.services import errors
-
-    if isinstance(exc, errors.NotConfigured):
-        return fail(503, str(exc), "NOT_CONFIGURED")
     if isinstance(exc, PaystackError):
-        status = 503 if exc.retryable else 502
-        return fail(status, f"Paystack refused the {what}: {exc.message}")
-    return fail(503, f"Paystack is unavailable, please try again shortly: {exc}")
+        return fail(503 if exc.retryable else 502, f"Paystack refused the {what}: {exc.message}")
+    who = "Paystack" if exc.__class__.__module__.endswith("paystack") else "M-Pesa"
+    return fail(503, f"{who} is unavailable, please try again shortly: {exc}")
 
 
 def payment_refused(exc) -> tuple[int, str, str]:

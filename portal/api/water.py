@@ -259,7 +259,7 @@ def mpesa_query(reference: str):
         try:
             mpesa.ask_now(payment)
         except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
-            return envelope.mpesa_failure(exc, "query")
+            return envelope.provider_failure(exc, "query")
     return envelope.ok(water.serialise(payment, payment.status), "Payment status verified from M-Pesa")
 
 

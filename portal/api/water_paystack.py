@@ -98,7 +98,7 @@ def paystack_verify(reference: str):
         try:
             charges.verify_now(payment)
         except (errors.NotConfigured, PaystackError, PaystackUnavailable) as exc:
-            return envelope.paystack_failure(exc, "verify")
+            return envelope.provider_failure(exc, "verify")
     return envelope.ok(water.serialise(payment, payment.status), "Payment verified successfully")
 
 

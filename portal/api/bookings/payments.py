@@ -168,7 +168,7 @@ def verify(reference: str):
         try:
             charges.verify_now(payment)
         except (errors.NotConfigured, PaystackError, PaystackUnavailable) as exc:
-            return envelope.paystack_failure(exc, "verify")
+            return envelope.provider_failure(exc, "verify")
     meta = payment.meta or {}
     data = {
         "status": name_of(payment),

@@ -82,7 +82,7 @@ def stk_push_query():
     try:
         result, outcome = mpesa.ask_now(payment)
     except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
-        return envelope.mpesa_failure(exc, "query")
+        return envelope.provider_failure(exc, "query")
     answer = {
         "ResultCode": result.result_code,
         "ResultDesc": result.result_desc or ("The transaction is being processed" if result.pending else None),
@@ -109,7 +109,7 @@ def c2b_register():
     try:
         registered = c2b.register_urls(g.merchant, form.responseType, form.accounts)
     except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
-        return envelope.mpesa_failure(exc)
+        return envelope.provider_failure(exc)
     return envelope.ok(registered, "C2B URLs registered")
 
 
@@ -132,7 +132,7 @@ def c2b_simulate():
     try:
         originator = c2b.simulate(g.merchant, form.msisdn, form.amount, form.billRefNumber)
     except (errors.NotConfigured, DarajaError, DarajaUnavailable) as exc:
-        return envelope.mpesa_failure(exc)
+        return envelope.provider_failure(exc)
     data = {"originatorConversationId": originator, "msisdn": form.msisdn, "amount": form.amount}
     return envelope.ok(data, "C2B payment simulated: M-Pesa now validates and confirms it")
 

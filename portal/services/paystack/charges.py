@@ -79,19 +79,40 @@ def paystack_test_rules(client: PaystackClient, amount: int, phone: str | None, 
     return (TEST_PHONE if phone else None), TEST_EMAIL
 
 
-def _record(merchant: Merchant, kind: str, source: str, detail: str, **fields) -> Payment:
+def _begin(
+    merchant: Merchant,
+    kind: str,
+    what: str,
+    *,
+    source: str,
+    api: str,
+    amount: int,
+    email: str,
+    phone: str | None,
+    meta: dict | None,
+    **fields,
+) -> tuple[PaystackClient, Payment]:
+    """The merchant's client and the payment, recorded pending and committed before Paystack is
+    asked (a webhook can always find it). Paystack's test rules apply to what is recorded."""
+    client = paystack_for(merchant)
+    phone, email = paystack_test_rules(client, amount, phone, email)
     payment = create_payment(
         source,
-        detail,
+        f"{what} requested through the {api} API",
         merchant_id=merchant.id,
         rail=RAIL,
         kind=kind,
         status=S.PENDING,
         currency="KES",
+        api=api,
+        amount=amount,
+        email=email,
+        phone=phone,
+        meta=meta or {},
         **fields,
     )
-    db.session.commit()  # the row exists before Paystack can possibly send a webhook
-    return payment
+    db.session.commit()
+    return client, payment
 
 
 def _refused(payment: Payment, source: str, exc: Exception) -> errors.PaymentError:
@@ -155,21 +176,19 @@ def start_checkout(
     """A Paystack hosted checkout for `amount` (minor units): send the customer to its
     `authorization_url`. Raises NotConfigured, TestModeRefused, ProviderRejected,
     ProviderUnavailable (the payment is failed) or OutcomeUnknown."""
-    client = paystack_for(merchant)
-    phone, email = paystack_test_rules(client, amount, phone, email)
-    payment = _record(
+    client, payment = _begin(
         merchant,
         CHECKOUT,
-        source,
-        f"Paystack checkout requested through the {api} API",
-        reference=reference,
+        "Paystack checkout",
+        source=source,
+        api=api,
         amount=amount,
         email=email,
         phone=phone,
-        api=api,
+        meta=meta,
+        reference=reference,
         user_ref=user_ref,
         retry_of_id=retry_of_id,
-        meta=meta or {},
     )
     paystack_meta = {"reference": reference, "api": api, **{k: v for k, v in (meta or {}).items() if k == "metadata"}}
     checkout = _ask(
@@ -209,21 +228,19 @@ def start_mpesa_charge(
     (2547XXXXXXXX). Raises what start_checkout raises."""
     if amount <= 0 or amount % 100:
         raise ValueError("M-Pesa amounts are whole shillings")
-    client = paystack_for(merchant)
-    phone, email = paystack_test_rules(client, amount, phone, email)
-    payment = _record(
+    client, payment = _begin(
         merchant,
         CHARGE,
-        source,
-        f"M-Pesa charge through Paystack requested through the {api} API",
-        reference=reference,
+        "M-Pesa charge through Paystack",
+        source=source,
+        api=api,
         amount=amount,
         email=email,
         phone=phone,
-        api=api,
+        meta=meta,
+        reference=reference,
         user_ref=user_ref,
         retry_of_id=retry_of_id,
-        meta=meta or {},
     )
     charge = _ask(
         payment,
