@@ -53,6 +53,8 @@ _CAS = (
     .returning(*_DESCRIBED)
 )
 _EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+# Attribute names whose column is named otherwise (fields are given by attribute, statements take columns).
+_COLUMN_KEYS = {a.key: a.columns[0].key for a in Payment.__mapper__.column_attrs if a.key != a.columns[0].key}
 _EVENT_COLUMNS = ("payment_id", "from_status", "to_status", "source", "detail", "created_at")
 
 
@@ -178,14 +180,15 @@ def transition(
         values = dict(fields, status=to, updated_at=utcnow())
         if to in S.FINAL:
             values["completed_at"] = values["updated_at"]
+        row = {_COLUMN_KEYS.get(name, name): value for name, value in values.items()}  # meta is "metadata"
         event = {"from_status": known, "to_status": to, "source": source, "detail": detail}
         event["created_at"] = values["updated_at"]
         if connection.dialect.name == "postgresql":
-            params = {f"v_{name}": value for name, value in values.items()}
+            params = {f"v_{name}": value for name, value in row.items()}
             params.update({f"e_{name}": value for name, value in event.items()}, _id=payment.id, _known=known)
-            moved = connection.execute(_move_and_record(frozenset(values)), params).first()
+            moved = connection.execute(_move_and_record(frozenset(row)), params).first()
         else:
-            described = connection.execute(_CAS, dict(values, _id=payment.id, _known=known)).first()
+            described = connection.execute(_CAS, dict(row, _id=payment.id, _known=known)).first()
             if described is not None:
                 event_id = connection.execute(_EVENT, dict(event, payment_id=payment.id)).scalar_one()
                 moved = (event_id, *described)
