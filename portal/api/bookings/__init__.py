@@ -59,4 +59,4 @@ DIALECT = register(
     )
 )
 
-from portal.api.bookings import phones  # noqa: E402, F401  (routes)
+from portal.api.bookings import escrow, phones  # noqa: E402, F401  (routes)
