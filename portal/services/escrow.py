@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
@@ -34,6 +34,7 @@ from portal.providers.paystack import PaystackError, PaystackUnavailable
 from portal.queueing import enqueue
 from portal.services import inbox
 from portal.services.mpesa import b2c
+from portal.services.mpesa.client import daraja_initiator_for
 from portal.services.mpesa.sweeps import record_failure
 from portal.services.paystack import charges, events, paystack_for, transfers
 from portal.services.sweeper import BATCH, each_row, step
@@ -284,9 +285,20 @@ def _record_payout(merchant: Merchant, rail: str, escrow: Escrow, phone: str, am
     return transfers.record_transfer(merchant, phone=phone, amount=amount, reason=why, api=API, source=source)
 
 
-def _release(merchant: Merchant, escrow: Escrow, phone: str, amount: int, source: str) -> Release:
+def check_release(merchant: Merchant, escrow: Escrow, amount_minor: int) -> str:
+    """The rail a release of `amount_minor` from `escrow` would pay by, or what release() would
+    raise (but AlreadyReleased from a concurrent release), before anything is recorded."""
     rail = payout_rail(merchant)
-    _check(escrow, rail, amount)
+    _check(escrow, rail, amount_minor)
+    if rail == MPESA:
+        daraja_initiator_for(merchant)
+    else:
+        paystack_for(merchant)
+    return rail
+
+
+def _release(merchant: Merchant, escrow: Escrow, phone: str, amount: int, source: str) -> Release:
+    rail = check_release(merchant, escrow, amount)
     escrow_id, booking, held = escrow.id, escrow.booking_id, escrow.amount
     payout = _record_payout(merchant, rail, escrow, phone, amount, source)
     now = utcnow()
@@ -416,12 +428,3 @@ def refund_event(payment: Payment, data: dict) -> inbox.Verdict:
             return inbox.Verdict("applied", "the escrow is failed again: the refund did not go through")
         return inbox.Verdict("duplicate", "nothing refunded to undo")
     return inbox.Verdict("applied", f"noted: the refund is {str(status)[:32]}")
-
-
-# -- the portal's figures ---------------------------------------------------------------------------
-def totals(merchant_id: int) -> dict[str, int]:
-    """Escrows per status of a merchant."""
-    rows = db.session.execute(
-        select(Escrow.status, func.count()).where(Escrow.merchant_id == merchant_id).group_by(Escrow.status)
-    ).all()
-    return dict(rows)

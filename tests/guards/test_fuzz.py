@@ -25,6 +25,7 @@ JSON_BLUEPRINTS = {
     "water": "api_key",  # the water API (Bearer key: its station routes take an API key too)
     "bookings": "api_key",  # the bookings API (Bearer key; its Paystack webhook is checked by signature)
     "daraja_webhooks": None,  # Daraja's callbacks: anonymous, always acknowledged
+    "paystack_webhooks": None,  # Paystack's events: anonymous, checked by signature (401 when it does not hold)
     "sandbox_daraja": "daraja_token",  # the Daraja simulator (Bearer token from its OAuth)
     "sandbox_africastalking": "at_key",  # the AT simulator: an apiKey header, username sandbox in a form
     "sandbox_africastalking_outbox": None,  # the SMS the AT simulator kept (sandbox only, no credential)
@@ -43,6 +44,7 @@ NOT_JSON = {
     "isp_pages",
     "queues",
     "payouts",
+    "escrow",
     "stations",
     "sandbox_phone",
     "sandbox_paystack_checkout",  # the Paystack simulator's hosted checkout: a page for the customer
