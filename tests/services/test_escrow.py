@@ -324,3 +324,50 @@ def test_another_merchants_booking_is_not_theirs_to_release(app, merchant, accou
     with app.app_context(), pytest.raises(escrow.NothingHeld):
         escrow.refund(db.session.get(Merchant, accounts["other_merchant"]["id"]), escrow_id)
     assert row(app, escrow_id).status == "held"
+
+
+def test_a_refund_paystack_refuses_leaves_the_escrow_held_with_the_reason(app, merchant):
+    with app.app_context():  # a payment the Paystack simulator never saw: it answers "Transaction not found"
+        unknown = Payment(
+            merchant_id=merchant,
+            reference="bk-unknown-to-paystack",
+            rail="paystack",
+            kind="checkout",
+            status="completed",
+            amount=10000,
+            api="bookings",
+            meta={"bookingId": "booking_x"},
+        )
+        db.session.add(unknown)
+        db.session.commit()
+        assert escrow.hold(unknown.id).startswith("held")
+        escrow_id = Escrow.query.filter_by(payment_id=unknown.id).one().id
+        with pytest.raises(escrow.RefundRefused, match="Transaction not found"):
+            escrow.refund(db.session.get(Merchant, merchant), escrow_id)
+    kept = row(app, escrow_id)
+    assert kept.status == "held" and kept.refunded_at is None and "Paystack refused the refund" in kept.failure
+
+
+def test_a_failed_refund_puts_the_escrow_back_to_failed_once(app, merchant, live_server, accounts):
+    payment_id = paid(app, merchant)
+    escrow_id = held(app, payment_id).id
+    with app.app_context():
+        db.session.get(Escrow, escrow_id).status = "refunded"  # as a refund asked of Paystack leaves it
+        db.session.commit()
+    reference = payment(app, payment_id).reference
+    body = json.dumps(
+        {"event": "refund.failed", "data": {"status": "failed", "transaction_reference": reference, "amount": 50000}}
+    ).encode()
+    key = accounts["merchant"]["paystack_secret_key"]
+    for _ in range(2):
+        answer = requests.post(
+            live_server + "/api/payments/webhook",
+            data=body,
+            headers={"Content-Type": "application/json", "x-paystack-signature": signature(body, key)},
+            timeout=10,
+        )
+        assert answer.status_code == 200
+    assert [c.outcome for c in webhooks_of(app, reference)][-2:] == ["applied", "duplicate"]
+    failed = row(app, escrow_id)
+    assert failed.status == "failed" and "could not refund" in failed.failure
+    assert payment(app, payment_id).status == "completed"
