@@ -64,7 +64,7 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
     import portal.services  # noqa: F401  (every rail registers its inbox interpreters and sweeper steps)
     from portal.api import bookings, checkout, docs, gateway, water
     from portal.api import isp as isp_api
-    from portal.web import auth, dashboard, keys, kiosk, payments, payouts, queues, settings, stations
+    from portal.web import auth, dashboard, escrow, keys, kiosk, payments, payouts, queues, settings, stations
     from portal.web import isp as isp_pages
     from portal.webhooks import daraja as daraja_webhooks
     from portal.webhooks import paystack as paystack_webhooks
@@ -83,7 +83,18 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
         csrf.exempt(bp)  # authenticated by API key, client id or callback token, not a session
         app.register_blueprint(bp)
     app.register_blueprint(docs.bp)  # the OpenAPI document of every route above, and its page
-    pages = (auth.bp, dashboard.bp, payments.bp, payouts.bp, stations.bp, keys.bp, settings.bp, isp_pages.bp, queues.bp)
+    pages = (
+        auth.bp,
+        dashboard.bp,
+        payments.bp,
+        payouts.bp,
+        escrow.bp,
+        stations.bp,
+        keys.bp,
+        settings.bp,
+        isp_pages.bp,
+        queues.bp,
+    )
     for bp in (*pages, kiosk.bp):  # the kiosk: a page with no session, talking to the water API
         app.register_blueprint(bp)
     cors.init_app(app, resources=isp_api.CORS_RESOURCES)

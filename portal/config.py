@@ -192,6 +192,9 @@ class Config(BaseSettings):
     # is not taken as proof it never reached M-Pesa (a request we stopped waiting for may still
     # land): the question is asked again, and only then is another attempt sent.
     B2C_IN_DOUBT_SECONDS: float = Field(120.0, gt=0)
+    # The same for a Paystack transfer: within this many seconds of sending it, Paystack's
+    # "Transfer not found" is asked again; only then is it sent again (with the same reference).
+    TRANSFER_IN_DOUBT_SECONDS: float = Field(120.0, gt=0)
     # Seconds after creation when the sweeper first asks Daraja about a payment it heard nothing of.
     SWEEP_QUERY_AFTER: float = Field(60.0, ge=0)
     # Seconds between two such questions about the same payment.

@@ -27,7 +27,7 @@ class Dialect:
     # URL prefixes whose errors (404, 405, 413, 500 ...) this dialect renders
     prefixes: tuple[str, ...] = ()
     # status_data(payment) -> the `data` of the shared GET /api/payments/status/{ref} for this
-    # dialect's payments (None: that route does not show them)
+    # dialect's payments, or None where that route does not show them (404)
     status_data: Callable | None = None
 
     def status_name(self, status: str) -> str:

@@ -8,9 +8,10 @@ from rq import get_current_job
 from portal.providers.daraja import DarajaError
 from portal.providers.paystack import PaystackError
 from portal.queueing import Permanent
-from portal.services import errors, mpesa, otps, sms, sweeper
+from portal.services import errors, escrow, mpesa, otps, sms, sweeper
 from portal.services.mpesa import b2c
 from portal.services.paystack import charges as paystack_charges
+from portal.services.paystack import transfers as paystack_transfers
 
 # What each job does, in a merchant's words (the dead-letter pages and API show it).
 TITLES = {
@@ -18,6 +19,9 @@ TITLES = {
     "send_payout": "Send a B2C payout to M-Pesa",
     "ask_payout_status": "Ask M-Pesa (Transaction Status) about a payout",
     "verify_paystack_payment": "Ask Paystack (verify) about a payment and apply the answer",
+    "send_paystack_transfer": "Send a Paystack transfer to an M-Pesa wallet",
+    "verify_paystack_transfer": "Ask Paystack (verify) about a transfer and apply the answer",
+    "hold_escrow": "Hold a paid booking's payment in escrow",
     "water_issue_otp": "Issue a paid water customer's OTP and send it by SMS",
     "send_sms": "Send an SMS through Africa's Talking",
     "sweep": "Sweep for lost work",
@@ -63,6 +67,33 @@ def verify_paystack_payment(payment_id: int) -> str:
         if exc.retryable or exc.status >= 500:
             raise
         raise Permanent(f"Paystack refused the verify: {exc}") from exc
+
+
+def _paystack_job(work, payment_id: int, what: str) -> str:
+    """Paystack out of reach or failing is retried; a refusal, or no Paystack key, is permanent."""
+    try:
+        return work(payment_id)
+    except errors.NotConfigured as exc:
+        raise Permanent(str(exc)) from exc
+    except PaystackError as exc:
+        if exc.retryable or exc.status >= 500:
+            raise
+        raise Permanent(f"Paystack refused the {what}: {exc}") from exc
+
+
+def send_paystack_transfer(payment_id: int) -> str:
+    """Sends a pending transfer (verifying first an attempt that may have reached Paystack)."""
+    return _paystack_job(paystack_transfers.send, payment_id, "transfer")
+
+
+def verify_paystack_transfer(payment_id: int) -> str:
+    """Verifies a transfer Paystack took and applies the answer."""
+    return _paystack_job(paystack_transfers.verify_job, payment_id, "verify")
+
+
+def hold_escrow(payment_id: int) -> str:
+    """Holds a completed bookings payment in escrow, once however often it runs."""
+    return escrow.hold(payment_id)
 
 
 def water_issue_otp(payment_id: int) -> str:

@@ -222,9 +222,10 @@ def payment_status(reference: str):
         show = dialect_of(payment.api).status_data
     except LookupError:
         show = None
-    if show is None:
+    data = show(payment) if show is not None else None
+    if data is None:
         return _not_found()
-    return envelope.ok(show(payment))
+    return envelope.ok(data)
 
 
 @openapi.operation(

@@ -329,10 +329,10 @@ class PaystackClient:
             "currency": CURRENCY,
         }
         _put(payload, reason=reason, account_reference=account_reference)
-        return _transfer(self._call("POST", "/transfer", payload))
+        return transfer_of(self._call("POST", "/transfer", payload))
 
     def verify_transfer(self, reference: str) -> Transfer:
-        return _transfer(self._call("GET", f"/transfer/verify/{_segment(reference)}"))
+        return transfer_of(self._call("GET", f"/transfer/verify/{_segment(reference)}"))
 
     # -- refunds and balance ------------------------------------------------------------------
     def refund(
@@ -485,7 +485,9 @@ def _charge(data) -> Charge:
         raise _unreadable("charge", data) from None
 
 
-def _transfer(data) -> Transfer:
+def transfer_of(data) -> Transfer:
+    """A transfer as the transfer endpoints and the transfer.* webhooks carry it; PaystackUnavailable
+    (maybe_sent) when it cannot be read."""
     try:
         recipient = data.get("recipient")
         return Transfer(
@@ -495,10 +497,10 @@ def _transfer(data) -> Transfer:
             status=str(data["status"]),
             amount=from_subunits(int(data["amount"])),
             currency=str(data["currency"]),
-            reason=data.get("reason"),
-            recipient_code=recipient.get("recipient_code") if isinstance(recipient, dict) else None,
-            gateway_response=data.get("gateway_response"),
-            transferred_at=data.get("transferred_at"),
+            reason=_short_text(data.get("reason")),
+            recipient_code=_short_text(recipient.get("recipient_code")) if isinstance(recipient, dict) else None,
+            gateway_response=_short_text(data.get("gateway_response")),
+            transferred_at=_short_text(data.get("transferred_at")),
         )
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         raise _unreadable("transfer", data) from None

@@ -51,10 +51,14 @@ def new_reference(prefix: str) -> str:
     return f"{prefix}-{''.join(secrets.choice(_ALPHABET) for _ in range(16))}"
 
 
+KINDS = (charges.CHECKOUT, charges.CHARGE)  # a payer's payments; escrow's payouts are the API's too
+
+
 def payment_of(merchant: Merchant, reference: str) -> Payment | None:
-    """The merchant's bookings payment with this reference; another merchant's or API's is None."""
+    """The merchant's bookings payment with this reference; another merchant's or API's, or an
+    escrow payout's, is None."""
     payment = Payment.get_for_merchant(merchant.id, reference=reference)
-    return payment if payment is not None and payment.api == API else None
+    return payment if payment is not None and payment.api == API and payment.kind in KINDS else None
 
 
 def _meta(booking_id: str | None, metadata: dict, retry_count: int = 0, callback_url: str | None = None) -> dict:
@@ -155,6 +159,7 @@ def current_status_of(payment: Payment) -> str:
 def history(merchant: Merchant, user_ref: str, *, limit: int, offset: int, status: str | None):
     """(payments newest first, how many there are in all) of the payer's bookings payments."""
     where = [Payment.merchant_id == merchant.id, Payment.user_ref == user_ref, Payment.api == API]
+    where.append(Payment.kind.in_(KINDS))
     if status is not None:
         where.append(Payment.status.in_(sorted(STATUSES_NAMED[status])))
     total = db.session.scalar(select(func.count()).select_from(Payment).where(*where))

@@ -14,7 +14,7 @@ from wtforms import SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import AnyOf, InputRequired, Length, Optional, Regexp, ValidationError
 
 from portal.extensions import db
-from portal.services import water_pricing
+from portal.services import escrow, water_pricing
 from portal.services.links import external_url
 from portal.services.mpesa.client import describe_certificate
 from portal.services.sms_reports import delivery_report_url
@@ -257,6 +257,26 @@ def _stored_pricing_form() -> PricingForm:
     return PricingForm(formdata=None, data=water_pricing.pricing_of(current_user.merchant).model_dump())
 
 
+class EscrowRailForm(FlaskForm):
+    """How escrow releases pay teachers (services/escrow.py: Merchant.settings["escrow_payout_rail"])."""
+
+    escrow_payout_rail = SelectField(
+        "Pay teachers by",
+        validate_choice=False,
+        choices=[
+            SelectChoice("", "Paystack when its secret key is set, else M-Pesa (the default)"),
+            SelectChoice(escrow.PAYSTACK, "Paystack transfer to the teacher's M-Pesa, from your Paystack balance"),
+            SelectChoice(escrow.MPESA, "M-Pesa B2C from your shortcode (whole shillings, from KES 10)"),
+        ],
+        validators=[AnyOf(["", *escrow.RAILS], message="Choose how releases are paid.")],
+    )
+
+
+def _stored_rail_form() -> EscrowRailForm:
+    chosen = (current_user.merchant.settings or {}).get(escrow.SETTINGS_KEY) or ""
+    return EscrowRailForm(formdata=None, data={"escrow_payout_rail": chosen})
+
+
 def _render(form: SettingsForm | None = None, status: int = 200, *, pricing_form: PricingForm | None = None):
     merchant = current_user.merchant
     if form is None:  # only the plain fields are prefilled: a secret never goes back into an input
@@ -266,6 +286,8 @@ def _render(form: SettingsForm | None = None, status: int = 200, *, pricing_form
     context = {
         "form": form,
         "pricing_form": pricing_form or _stored_pricing_form(),
+        "rail_form": _stored_rail_form(),
+        "rail": escrow.payout_rail(merchant),
         "masked": masked,
         "certificate": stored_certificate(merchant.daraja_certificate),
         "delivery_reports": delivery_report_url(merchant.id),
@@ -326,3 +348,22 @@ def pricing():
     if is_htmx():
         return render_template("settings/_pricing.html", pricing_form=form), 422, {"Vary": "HX-Request"}
     return _render(status=422, pricing_form=form)
+
+
+@bp.post("/settings/escrow-rail")
+@login_required
+def escrow_rail():
+    form = EscrowRailForm()
+    if not form.validate_on_submit():
+        if is_htmx():
+            body = render_template("settings/_escrow_rail.html", rail_form=form, rail=None)
+            return body, 422, {"Vary": "HX-Request"}
+        return _render(status=422)
+    escrow.save_payout_rail(current_user.merchant, form.escrow_payout_rail.data or None)
+    rail = escrow.payout_rail(current_user.merchant)
+    message = f"Escrow releases are now paid by {'Paystack transfer' if rail == escrow.PAYSTACK else 'M-Pesa B2C'}."
+    if is_htmx():
+        body = render_template("settings/_escrow_rail.html", rail_form=_stored_rail_form(), rail=rail, message=message)
+        return body, 200, {"Vary": "HX-Request"}
+    flash(message)
+    return redirect(url_for("settings.index"), 303)

@@ -44,6 +44,7 @@ NOT_JSON = {
     "isp_pages",
     "queues",
     "payouts",
+    "escrow",
     "stations",
     "sandbox_phone",
     "sandbox_paystack_checkout",  # the Paystack simulator's hosted checkout: a page for the customer

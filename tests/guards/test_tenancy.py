@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import ApiKey, DeadLetter, InternetPackage, IspClient, Merchant, Payment
+from portal.models import ApiKey, DeadLetter, Escrow, InternetPackage, IspClient, Merchant, Payment
 from portal.services import stations
 from portal.services.transitions import transition
 from tests.conftest import AuthActions
@@ -53,6 +53,7 @@ AUTH_BY_BLUEPRINT = {
     "dashboard": "session",
     "payments": "session",
     "payouts": "session",
+    "escrow": "session",
     "keys": "session",
     "settings": "session",
     "isp_pages": "session",
@@ -154,6 +155,16 @@ def _water_paystack_payment(merchant_id: int) -> str:
     return payment.reference
 
 
+def _escrow(merchant_id: int) -> Escrow:
+    """One of merchant A's paid bookings, held."""
+    payment = _payment(merchant_id)
+    payment.api, payment.rail, payment.kind, payment.status = "bookings", "paystack", "checkout", "completed"
+    row = Escrow(merchant_id=merchant_id, payment_id=payment.id, booking_id="tenancy", amount=10000, meta={})
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
 # URL variable -> a function that creates merchant A's object and returns the variable's value.
 FILL: dict[str, Callable[[int], object]] = {
     "checkout_request_id": lambda m: _payment(m).checkout_request_id,
@@ -163,6 +174,7 @@ FILL: dict[str, Callable[[int], object]] = {
     "client_id": lambda m: _isp(IspClient, m).id,
     "package_id": lambda m: _isp(InternetPackage, m, price=5000).id,
     "dead_letter_id": lambda m: _dead_letter(m).id,
+    "escrow_id": lambda m: _escrow(m).id,
     "reference": _water_payment,
     "station_id": lambda m: stations.create_station(m, f"TENANCY{next(_serial)}", "Tenancy kiosk")[0].id,
 }

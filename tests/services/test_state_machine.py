@@ -53,6 +53,8 @@ def test_result_codes_map_to_statuses(code, status):
         (S.FAILED, S.COMPLETED, False),
         (S.CANCELLED, S.FAILED, False),
         (S.COMPLETED, S.REVERSED, True),
+        (S.PROCESSING, S.REVERSED, True),  # a payout (transfer) sent back before it was paid
+        (S.PENDING, S.REVERSED, False),
         (S.REVERSED, S.COMPLETED, False),
     ],
 )
@@ -63,6 +65,14 @@ def test_transitions_follow_the_state_machine(ctx, accounts, start, target, allo
     assert p.status == (target if allowed else start)
     events = PaymentEvent.query.filter_by(payment_id=p.id).all()
     assert [(e.from_status, e.to_status) for e in events] == ([(start, target)] if allowed else [])
+
+
+def test_a_transition_writes_the_fields_it_is_given_by_attribute_name(ctx, accounts):
+    p = make_payment(accounts["merchant"]["id"], meta={"bookingId": "b1"})
+    assert transition(p, S.COMPLETED, "test", meta={"bookingId": "b1", "was": S.PROCESSING}, receipt="R1")
+    db.session.commit()
+    db.session.expire_all()
+    assert (p.meta, p.receipt) == ({"bookingId": "b1", "was": S.PROCESSING}, "R1")
 
 
 def test_final_payment_ignores_a_contradicting_result(ctx, accounts):

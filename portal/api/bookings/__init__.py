@@ -39,7 +39,7 @@ def _invalid(exc: envelope.Invalid):
     return exc.first_problem_response()
 
 
-from portal.api.bookings import payments, phones  # noqa: E402, F401  (routes)
+from portal.api.bookings import escrow, payments, phones  # noqa: E402, F401  (routes)
 
 DIALECT = register(
     Dialect(
@@ -48,6 +48,6 @@ DIALECT = register(
         status_names=STATUS_NAMES,
         # /api/payments is the water dialect's prefix too, with the same envelope: it renders both
         prefixes=(),
-        status_data=payments.serialise,
+        status_data=payments.status_data,
     )
 )

@@ -49,6 +49,11 @@ def serialise(payment) -> dict:
     }
 
 
+def status_data(payment) -> dict | None:
+    """The shared status route's answer for a bookings payment; an escrow payout is not one."""
+    return serialise(payment) if payment.kind in bookings.KINDS else None
+
+
 def _refused(exc: Exception):
     if isinstance(exc, charges.TestModeRefused):
         return envelope.fail(400, str(exc), "VALIDATION_ERROR")

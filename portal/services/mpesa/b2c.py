@@ -61,7 +61,14 @@ def new_reference() -> str:
     return "B2C" + secrets.token_hex(8).upper()
 
 
-def request_payout(
+def request_payout(merchant: Merchant, **fields) -> Payment:
+    """record_payout, committed (the send job goes out then)."""
+    payment = record_payout(merchant, **fields)
+    db.session.commit()
+    return payment
+
+
+def record_payout(
     merchant: Merchant,
     *,
     phone: str,
@@ -72,8 +79,8 @@ def request_payout(
     source: str = "api",
     idempotency_key: str | None = None,
 ) -> Payment:
-    """Records a queued payout and sends it from a job. `amount` is in minor units, whole
-    shillings from 10. Raises NotConfigured when the merchant cannot pay out."""
+    """Records a queued payout whose send job goes out once the caller commits. `amount` is in
+    minor units, whole shillings from 10. Raises NotConfigured when the merchant cannot pay out."""
     daraja_initiator_for(merchant)  # NotConfigured before anything is recorded
     if amount % 100 or not MINIMUM <= amount // 100 <= MAXIMUM:
         raise ValueError(f"B2C payouts are whole shillings from {MINIMUM} to {MAXIMUM:,}")
@@ -96,7 +103,6 @@ def request_payout(
         meta={"cleared": 0},
     )
     send_later(payment.id)
-    db.session.commit()
     return payment
 
 

@@ -56,7 +56,8 @@ def give_up(now: datetime) -> int:
         S.PROCESSING,
         after,
         f"no result from M-Pesa after {int(after.total_seconds() // 60)} minutes",
-        Payment.kind != "b2c",  # a payout is never given up on: Transaction Status settles it
+        # a payout is never given up on: Transaction Status (B2C) or Paystack's verify (transfers) settles it
+        Payment.kind.not_in(("b2c", "transfer")),
     )
 
 
