@@ -384,3 +384,23 @@ def test_a_merchant_without_paystack_is_told_so(app, api):
     assert answer.status_code == 503 and answer.json()["error"] == "NOT_CONFIGURED"
     with app.app_context():
         assert Payment.query.count() == 0
+
+
+def test_an_escrow_payout_is_not_a_payers_payment(app, api, accounts):
+    from tests.helpers import stk_payment
+
+    with app.app_context():
+        stk_payment(
+            accounts["merchant"]["id"],
+            "trf-payout-0000000000001",
+            "completed",
+            rail="paystack",
+            kind="transfer",
+            api="bookings",
+            user_ref="user_9",
+            checkout_request_id=None,
+        )
+    for path in ("/api/payments/status/", "/api/payments/verify/"):
+        assert api.get(path + "trf-payout-0000000000001").status_code == 404
+    assert api.post("/api/payments/cancel/trf-payout-0000000000001", json={}).status_code == 404
+    assert api.get("/api/payments/history/user_9").json()["data"]["total"] == 0
