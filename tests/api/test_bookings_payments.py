@@ -8,7 +8,7 @@ import json
 import pytest
 
 from portal.extensions import db
-from portal.models import Callback, Merchant, Payment, PaymentEvent
+from portal.models import Callback, Escrow, Merchant, Payment, PaymentEvent
 from portal.providers.paystack import signature
 from tests.conftest import wait_for
 from tests.helpers import Checkout, settled
@@ -204,6 +204,14 @@ def test_a_pending_payment_is_cancelled_and_a_late_success_is_kept_and_flagged(a
     events = timeline(app, data["reference"])
     assert events[-1][:3] == ("cancelled", "completed", "query")  # applied only as verify told it
     assert "flagged for refund" in events[-1][3]
+
+    def held_for_refund():
+        with app.app_context():
+            row = Escrow.query.join(Payment, Payment.id == Escrow.payment_id).filter_by(reference=data["reference"])
+            row = row.one_or_none()
+            return row is not None and row.refund_due and "cancelled" in row.refund_reason
+
+    wait_for(held_for_refund, what="the payment held on /escrow, flagged for refund")
     with app.app_context():
         [webhook] = Callback.query.filter_by(provider="paystack").all()
         assert webhook.outcome == "rejected" and "asking Paystack" in webhook.outcome_detail
