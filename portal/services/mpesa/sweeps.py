@@ -55,7 +55,7 @@ def give_up(now: datetime) -> int:
         now,
         S.PROCESSING,
         after,
-        f"no result from M-Pesa after {int(after.total_seconds() // 60)} minutes",
+        f"no result from the provider after {int(after.total_seconds() // 60)} minutes",  # M-Pesa or Paystack
         # a payout is never given up on: Transaction Status (B2C) or Paystack's verify (transfers) settles it
         Payment.kind.not_in(("b2c", "transfer")),
     )
