@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, text, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
@@ -405,6 +405,35 @@ def _refunded_amount(data: dict) -> int | None:
         return int(amount)
     except ValueError:
         return None
+
+
+@step("escrow_refunds")
+def confirm_refunds(now: datetime) -> int:
+    """Refunded escrows whose payment Paystack has not yet been heard to reverse: the payment is
+    verified (at most once per SWEEP_QUERY_AFTER, for a week), and a transaction Paystack shows
+    `reversed` reverses it (charges.apply_transaction), so a lost refund.processed webhook is made
+    up for. Until then the escrow stays refunded with its note."""
+    every = timedelta(seconds=float(current_app.config["SWEEP_QUERY_AFTER"]))
+    rows = db.session.scalars(
+        select(Payment)
+        .join(Escrow, Escrow.payment_id == Payment.id)
+        .where(
+            Escrow.status == E.REFUNDED,
+            Escrow.refunded_at < now - every,
+            Escrow.refunded_at > now - timedelta(days=7),
+            Payment.status == S.COMPLETED,
+            or_(Payment.last_queried_at.is_(None), Payment.last_queried_at < now - every),
+        )
+        .order_by(Payment.last_queried_at.is_not(None), Payment.last_queried_at, Payment.id)
+        .limit(BATCH)
+    ).all()
+
+    def ask(payment: Payment):
+        payment.last_queried_at = now
+        db.session.commit()
+        return charges.verify_now(payment, "sweeper")
+
+    return each_row(rows, ask, record_failure)
 
 
 @events.on("refund.pending", "refund.processing", "refund.processed", "refund.failed", "refund.needs-attention")

@@ -287,6 +287,33 @@ def test_a_refund_reverses_the_held_payment(app, merchant):
         escrow.refund(db.session.get(Merchant, merchant), escrow_id)
 
 
+def test_a_refund_whose_webhook_is_lost_is_confirmed_by_the_sweeper(app, merchant):
+    from portal.services import sweeper
+    from tests.sandbox.support import set_paystack_webhook
+
+    payment_id = paid(app, merchant, amount=30000)
+    escrow_id = held(app, payment_id).id
+    with app.app_context():
+        secret = db.session.get(Merchant, merchant).paystack_secret_key
+    set_paystack_webhook(app, secret, None)  # refund.processed never arrives
+    with app.app_context():
+        escrow.refund(db.session.get(Merchant, merchant), escrow_id)
+    with app.app_context():
+        client = paystack_for(db.session.get(Merchant, merchant))
+        reference = payment(app, payment_id).reference
+        wait_for(lambda: client.verify(reference).status == "reversed", what="the simulator to refund")
+    settled(app)
+    assert payment(app, payment_id).status == "completed"  # nobody told us yet
+    app.config["SWEEP_QUERY_AFTER"] = 0.0
+    try:
+        with app.app_context():
+            assert sweeper.sweep()["escrow_refunds"] == 1
+    finally:
+        app.config["SWEEP_QUERY_AFTER"] = 60.0
+    assert payment(app, payment_id).status == "reversed"
+    assert row(app, escrow_id).status == "refunded"
+
+
 def test_a_payment_paid_after_it_was_cancelled_is_held_for_refund(app, merchant):
     payment_id = paid(app, merchant, phone="254722009999")  # paid, but its webhook never comes
     with app.app_context():
