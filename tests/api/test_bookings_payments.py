@@ -218,6 +218,7 @@ def test_a_pending_payment_is_cancelled_and_a_late_success_is_kept_and_flagged(a
 
 
 def test_a_second_prompt_to_a_busy_phone_is_refused(app, api):
+    app.config["SANDBOX_CALLBACK_DELAY"] = 30  # nobody answers the first prompt meanwhile
     charge(api, "0712345678")
     answer = api.post("/api/payments/mpesa", json={**BOOKING, "phone": "0712345678"})
     assert answer.status_code == 409 and answer.json()["error"] == "DUPLICATE_TRANSACTION"

@@ -23,6 +23,7 @@ def charge_events(receiver, reference: str) -> list[dict]:
 
 
 def test_a_charge_is_pay_offline_then_charge_success_arrives_signed(app, paystack, hooks):
+    app.config["SANDBOX_CALLBACK_DELAY"] = 1.0  # the prompt stays open while its pending state is read
     answer = paystack.charge("+254712345678", amount=25000, reference="mpesa-1", metadata={"order": 7})
     assert answer.status_code == 200
     assert answer.json() == {
