@@ -55,7 +55,8 @@ TEST_CONFIG = {
     "SECRET_KEY": "test-secret-key",
     "ENCRYPTION_KEY": "",
     "SANDBOX": True,
-    "SANDBOX_CALLBACK_DELAY": 0.0,  # simulators answer at once (a delayed job waits for RQ's whole-second scheduler); tests about order set their own
+    # simulators answer at once (a delayed job waits for RQ's whole-second scheduler); tests about order set their own
+    "SANDBOX_CALLBACK_DELAY": 0.0,
     "RATELIMIT_ENABLED": True,  # initialised, then switched off below; limit tests switch it on
     "SWEEP_INTERVAL": 3600.0,  # tests about the sweeper shorten it
     "LOG_LEVEL": "WARNING",
