@@ -5,6 +5,7 @@ document says what the validator does."""
 
 import math
 import re
+from decimal import Decimal
 from functools import partial
 from typing import Annotated, Any
 
@@ -140,23 +141,27 @@ Email = Annotated[
 
 
 def minor_units(value: Any, *, lowest: int, highest: int) -> int:
-    """A JSON number of KES with at most two decimal places (1000, 99.5), as cents, from `lowest`
-    to `highest` KES."""
+    """A JSON number of KES with at most two decimal places (1000, 99.5), as cents: more than 0,
+    from `lowest` to `highest` KES."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError("amount must be a number of KES")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("amount must be a finite number")
-    if not lowest <= value <= highest:
-        raise ValueError(f"amount must be from {lowest:,} to {highest:,} KES")
-    cents = round(value * 100) if isinstance(value, float) else value * 100
-    if isinstance(value, float) and abs(value * 100 - cents) > 1e-6:
+    if not (value > 0 and lowest <= value <= highest):
+        low = "more than 0" if lowest <= 0 else f"from {lowest:,}"
+        raise ValueError(f"amount must be {low} and at most {highest:,} KES")
+    cents = Decimal(repr(value) if isinstance(value, float) else value) * 100
+    if cents != cents.to_integral_value():
         raise ValueError("amount must have at most two decimal places")
     return int(cents)
 
 
-def Kes(lowest: int, highest: int):  # noqa: N802  (a type, spelled like one)
+def Kes(lowest: int, highest: int, description: str | None = None):  # noqa: N802  (a type, spelled like one)
     """KES with at most two decimal places, as minor units (cents)."""
-    schema = {"type": "number", "minimum": lowest, "maximum": highest, "multipleOf": 0.01, "example": 1000}
+    schema = {"type": "number", "maximum": highest, "multipleOf": 0.01, "example": 1000}
+    schema |= {"minimum": lowest} if lowest > 0 else {"exclusiveMinimum": 0}
+    if description:
+        schema["description"] = description
     return Annotated[int, BeforeValidator(partial(minor_units, lowest=lowest, highest=highest)), WithJsonSchema(schema)]
 
 

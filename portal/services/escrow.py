@@ -428,12 +428,7 @@ def confirm_refunds(now: datetime) -> int:
         .limit(BATCH)
     ).all()
 
-    def ask(payment: Payment):
-        payment.last_queried_at = now
-        db.session.commit()
-        return charges.verify_now(payment, "sweeper")
-
-    return each_row(rows, ask, record_failure)
+    return charges.verify_each(rows, now)
 
 
 @events.on("refund.pending", "refund.processing", "refund.processed", "refund.failed", "refund.needs-attention")

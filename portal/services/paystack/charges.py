@@ -409,9 +409,16 @@ def verify_silent(now: datetime) -> int:
         .limit(BATCH)
     ).all()
 
+    return verify_each(rows, now)
+
+
+def verify_each(payments: list[Payment], now: datetime) -> int:
+    """The sweeper's verify of each payment, each marked asked at `now` first (a payment Paystack
+    fails on waits its turn); one that fails records why on its row and the others go on."""
+
     def ask(payment: Payment):
         payment.last_queried_at = now
         db.session.commit()
         return verify_now(payment, "sweeper")
 
-    return each_row(rows, ask, record_failure)
+    return each_row(payments, ask, record_failure)
