@@ -93,7 +93,8 @@ def _begin(
     **fields,
 ) -> tuple[PaystackClient, Payment]:
     """The merchant's client and the payment, recorded pending and committed before Paystack is
-    asked (a webhook can always find it). Paystack's test rules apply to what is recorded."""
+    asked (a webhook can always find it). Paystack's test rules apply to what is recorded: send
+    Paystack the payment's email and phone, not the caller's."""
     client = paystack_for(merchant)
     phone, email = paystack_test_rules(client, amount, phone, email)
     payment = create_payment(
@@ -190,12 +191,14 @@ def start_checkout(
         user_ref=user_ref,
         retry_of_id=retry_of_id,
     )
-    paystack_meta = {"reference": reference, "api": api, **{k: v for k, v in (meta or {}).items() if k == "metadata"}}
+    paystack_meta = {"reference": reference, "api": api}
+    if meta and "metadata" in meta:
+        paystack_meta["metadata"] = meta["metadata"]
     checkout = _ask(
         payment,
         source,
         lambda: client.initialize(
-            email, from_subunits(amount), reference=reference, callback_url=callback_url, metadata=paystack_meta
+            payment.email, from_subunits(amount), reference=reference, callback_url=callback_url, metadata=paystack_meta
         ),
     )
     transition(
@@ -246,7 +249,7 @@ def start_mpesa_charge(
         payment,
         source,
         lambda: client.charge_mpesa(
-            email, amount // 100, phone, reference=reference, metadata={"reference": reference}
+            payment.email, amount // 100, payment.phone, reference=reference, metadata={"reference": reference}
         ),
     )
     if charge.status == "failed":
