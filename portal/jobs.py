@@ -32,18 +32,22 @@ TITLES = {
 }
 
 
-def query_stk_payment(payment_id: int) -> str:
-    """Asks Daraja for an STK payment's result and applies it (source: query). Daraja out of
-    reach, busy or failing (5xx) is retried; Daraja refusing the query, or credentials that
-    are not set up, is permanent."""
+def _provider_job(work, payment_id: int, refusal: type[Exception], refused: str) -> str:
+    """`work(payment_id)`, where the provider out of reach, busy or failing (5xx) is retried, and
+    its refusal (`refusal`, worded `refused: ...`), or credentials not set up, is permanent."""
     try:
-        return mpesa.query_and_apply(payment_id)
+        return work(payment_id)
     except errors.NotConfigured as exc:
         raise Permanent(str(exc)) from exc
-    except DarajaError as exc:
+    except refusal as exc:
         if exc.retryable or exc.status >= 500:
             raise
-        raise Permanent(f"M-Pesa refused the query: {exc}") from exc
+        raise Permanent(f"{refused}: {exc}") from exc
+
+
+def query_stk_payment(payment_id: int) -> str:
+    """Asks Daraja for an STK payment's result and applies it (source: query)."""
+    return _provider_job(mpesa.query_and_apply, payment_id, DarajaError, "M-Pesa refused the query")
 
 
 def send_payout(payment_id: int) -> str:
@@ -57,38 +61,18 @@ def ask_payout_status(payment_id: int) -> str:
 
 
 def verify_paystack_payment(payment_id: int) -> str:
-    """Verifies a Paystack payment and applies the answer. Paystack out of reach or failing is
-    retried; a refusal, or no Paystack key, is permanent."""
-    try:
-        return paystack_charges.verify_job(payment_id)
-    except errors.NotConfigured as exc:
-        raise Permanent(str(exc)) from exc
-    except PaystackError as exc:
-        if exc.retryable or exc.status >= 500:
-            raise
-        raise Permanent(f"Paystack refused the verify: {exc}") from exc
-
-
-def _paystack_job(work, payment_id: int, what: str) -> str:
-    """Paystack out of reach or failing is retried; a refusal, or no Paystack key, is permanent."""
-    try:
-        return work(payment_id)
-    except errors.NotConfigured as exc:
-        raise Permanent(str(exc)) from exc
-    except PaystackError as exc:
-        if exc.retryable or exc.status >= 500:
-            raise
-        raise Permanent(f"Paystack refused the {what}: {exc}") from exc
+    """Verifies a Paystack payment and applies the answer."""
+    return _provider_job(paystack_charges.verify_job, payment_id, PaystackError, "Paystack refused the verify")
 
 
 def send_paystack_transfer(payment_id: int) -> str:
     """Sends a pending transfer (verifying first an attempt that may have reached Paystack)."""
-    return _paystack_job(paystack_transfers.send, payment_id, "transfer")
+    return _provider_job(paystack_transfers.send, payment_id, PaystackError, "Paystack refused the transfer")
 
 
 def verify_paystack_transfer(payment_id: int) -> str:
     """Verifies a transfer Paystack took and applies the answer."""
-    return _paystack_job(paystack_transfers.verify_job, payment_id, "verify")
+    return _provider_job(paystack_transfers.verify_job, payment_id, PaystackError, "Paystack refused the verify")
 
 
 def hold_escrow(payment_id: int) -> str:
