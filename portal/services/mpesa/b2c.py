@@ -24,7 +24,6 @@ import secrets
 import time
 from dataclasses import replace
 
-from flask import current_app
 from sqlalchemy import update
 
 from portal.extensions import db
@@ -32,7 +31,7 @@ from portal.models import Merchant, Payment, PaymentStatus
 from portal.providers.daraja import DarajaError, DarajaUnavailable
 from portal.providers.daraja_results import DarajaResult, parse_result
 from portal.queueing import enqueue
-from portal.services import inbox
+from portal.services import inbox, payout_attempts
 from portal.services.links import callback_token, external_url
 from portal.services.mpesa.client import daraja_initiator_for, source_problem
 from portal.services.transitions import create_payment, current_status, transition
@@ -124,25 +123,6 @@ def _urls(payment: Payment, attempt: int, result: str, timeout: str) -> dict:
     return {"result_url": external_url(result, **args), "timeout_url": external_url(timeout, **args)}
 
 
-def _cleared(payment: Payment) -> int:
-    """The last attempt known not to have gone through (0: none was ever sent)."""
-    value = (payment.meta or {}).get("cleared", 0)
-    return value if isinstance(value, int) else 0
-
-
-def _clear(payment: Payment, attempt: int, why: str) -> None:
-    payment.meta = {**(payment.meta or {}), "cleared": max(attempt, _cleared(payment)), "last_cleared_why": why}
-
-
-def _still_in_doubt(payment: Payment) -> float:
-    """Seconds until "no such transaction" proves the latest attempt never reached M-Pesa (0: now)."""
-    sent = (payment.meta or {}).get("attempt_sent_at")
-    if not isinstance(sent, (int, float)):
-        return 0.0
-    left = float(current_app.config["B2C_IN_DOUBT_SECONDS"]) - (time.time() - sent)
-    return max(left, 0.0)
-
-
 def send(payment_id: int) -> str:
     """The send job: sends the next attempt of a queued payout, or first asks Transaction
     Status about the last attempt if it may have gone through. Transient failures raise, so
@@ -150,7 +130,7 @@ def send(payment_id: int) -> str:
     payment = db.session.get(Payment, payment_id)
     if payment is None or payment.kind != "b2c" or payment.status != S.PENDING:
         return "nothing to send"
-    if payment.attempts > _cleared(payment):
+    if payment.attempts > payout_attempts.cleared(payment):
         ask_status(payment)
         return f"asking M-Pesa whether attempt {payment.attempts} went through before sending another"
     attempt = payment.attempts + 1
@@ -181,10 +161,10 @@ def send(payment_id: int) -> str:
         if exc.error_code in (DUPLICATE_ORIGINATOR, INTERNAL_ERROR):  # it may have gone through: ask first
             raise
         if exc.retryable:  # spike arrest, quota: not processed
-            _clear(payment, attempt, f"Daraja did not process it: {exc.error_code}")
+            payout_attempts.clear(payment, attempt, f"Daraja did not process it: {exc.error_code}")
             db.session.commit()
             raise
-        _clear(payment, attempt, f"Daraja refused it: {exc.error_code}")
+        payout_attempts.clear(payment, attempt, f"Daraja refused it: {exc.error_code}")
         transition(
             payment,
             S.FAILED,
@@ -198,7 +178,7 @@ def send(payment_id: int) -> str:
         return f"refused: {exc}"
     except DarajaUnavailable as exc:
         if not exc.maybe_sent:
-            _clear(payment, attempt, f"Daraja unreachable: {exc}")
+            payout_attempts.clear(payment, attempt, f"Daraja unreachable: {exc}")
             db.session.commit()
         raise  # retried; where it may have been sent, the retry asks first
     transition(
@@ -391,12 +371,12 @@ def interpret_status(item: inbox.Item) -> inbox.Verdict:
         return _settle(payment, attempt, failed, "query", found)
     # M-Pesa has no such transaction: this attempt never went through, unless it may still land.
     if payment.status in (S.PENDING, S.PROCESSING) and attempt == payment.attempts:
-        wait = _still_in_doubt(payment)
+        wait = payout_attempts.still_in_doubt(payment, "B2C_IN_DOUBT_SECONDS")
         if wait:
             enqueue(STATUS_JOB, payment.id, queue="payouts", delay=wait, meta={"payment_id": payment.id})
             return inbox.Verdict("applied", f"attempt {attempt} not found yet: asking again in {wait:.0f}s", **found)
     if payment.status == S.PENDING and attempt == payment.attempts:
-        _clear(payment, attempt, f"Transaction Status: {result.result_code} {result.result_desc}")
+        payout_attempts.clear(payment, attempt, f"Transaction Status: {result.result_code} {result.result_desc}")
         send_later(payment.id)
         return inbox.Verdict("applied", f"attempt {attempt} never went through: sending the next", **found)
     if payment.status == S.PROCESSING and attempt == payment.attempts:

@@ -37,7 +37,7 @@ from portal.providers.paystack import (
     transfer_of,
 )
 from portal.queueing import enqueue
-from portal.services import inbox
+from portal.services import inbox, payout_attempts
 from portal.services.errors import NotConfigured
 from portal.services.mpesa.sweeps import record_failure
 from portal.services.paystack import events, paystack_for
@@ -136,25 +136,6 @@ def verify_later(payment_id: int) -> None:
 
 
 # -- sending -----------------------------------------------------------------------------------
-def _cleared(payment: Payment) -> int:
-    """The last attempt known not to have reached Paystack (0: none was ever sent)."""
-    value = (payment.meta or {}).get("cleared", 0)
-    return value if isinstance(value, int) else 0
-
-
-def _clear(payment: Payment, attempt: int, why: str) -> None:
-    payment.meta = {**(payment.meta or {}), "cleared": max(attempt, _cleared(payment)), "last_cleared_why": why}
-
-
-def _still_in_doubt(payment: Payment) -> float:
-    """Seconds until "Transfer not found" proves the latest attempt never reached Paystack (0: now)."""
-    sent = (payment.meta or {}).get("attempt_sent_at")
-    if not isinstance(sent, (int, float)):
-        return 0.0
-    left = float(current_app.config["TRANSFER_IN_DOUBT_SECONDS"]) - (time.time() - sent)
-    return max(left, 0.0)
-
-
 def _fail(payment: Payment, why: str, code: str | None = None) -> None:
     transition(payment, S.FAILED, "api", why, current=S.PENDING, result_code=(code or "refused")[:16], result_desc=why)
 
@@ -166,7 +147,7 @@ def send(payment_id: int) -> str:
     payment = db.session.get(Payment, payment_id)
     if payment is None or payment.kind != KIND or payment.status != S.PENDING:
         return "nothing to send"
-    in_doubt = payment.attempts > _cleared(payment)
+    in_doubt = payment.attempts > payout_attempts.cleared(payment)
     try:
         client = paystack_for(db.session.get(Merchant, payment.merchant_id))
     except NotConfigured as exc:
@@ -206,7 +187,7 @@ def send(payment_id: int) -> str:
     except PaystackError as exc:
         if exc.duplicate_reference:  # an earlier attempt did reach it
             return _verify_attempt(payment, client) or "Paystack has no such transfer, yet refused it as a duplicate"
-        _clear(payment, attempt, f"Paystack refused it: {exc.message}")
+        payout_attempts.clear(payment, attempt, f"Paystack refused it: {exc.message}")
         if exc.retryable:
             db.session.commit()
             raise
@@ -215,7 +196,7 @@ def send(payment_id: int) -> str:
         return f"refused: {exc}"
     except PaystackUnavailable as exc:
         if not exc.maybe_sent:
-            _clear(payment, attempt, f"Paystack unreachable: {exc}")
+            payout_attempts.clear(payment, attempt, f"Paystack unreachable: {exc}")
             db.session.commit()
         raise  # retried; where it may have been sent, the retry verifies first
     outcome = apply_transfer(payment, answer, "api")
@@ -243,12 +224,12 @@ def _verify_attempt(payment: Payment, client) -> str | None:
     except PaystackError as exc:
         if not exc.not_found:
             raise
-        wait = _still_in_doubt(payment)
+        wait = payout_attempts.still_in_doubt(payment, "TRANSFER_IN_DOUBT_SECONDS")
         if wait:
             send_later(payment.id, delay=wait)
             db.session.commit()
             return f"Paystack has no transfer {payment.reference} yet: asking again in {wait:.0f}s"
-        _clear(payment, payment.attempts, "Paystack has no such transfer")
+        payout_attempts.clear(payment, payment.attempts, "Paystack has no such transfer")
         db.session.commit()
         return None
     outcome = apply_transfer(payment, answer, "query")
