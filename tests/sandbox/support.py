@@ -349,7 +349,8 @@ class Receiver:
         self.server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.url = f"{self.base}/mpesa/callback"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # it looks for shutdown() every 20 ms (socketserver's default, 0.5 s, was every test's teardown)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
 
     def at(self, path: str) -> str:
         """The address of `path` on this endpoint (C2B URLs must not say "mpesa": Daraja refuses them)."""
