@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 import redis
@@ -51,7 +51,8 @@ class Event:
     at: datetime  # naive UTC
 
     def dumps(self) -> str:
-        return json.dumps({**asdict(self), "at": self.at.isoformat()}, separators=(",", ":"))
+        # vars(), not dataclasses.asdict: asdict deep-copies every field, a tenth of a callback's CPU
+        return json.dumps({**vars(self), "at": self.at.isoformat()}, separators=(",", ":"))
 
     @classmethod
     def loads(cls, raw: bytes | str) -> "Event":
