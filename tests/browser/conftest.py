@@ -6,8 +6,12 @@ import os
 
 import pytest
 from playwright.sync_api import sync_playwright
+from sqlalchemy import select
 
 from portal import ROOT
+from portal.extensions import db
+from portal.models import Payment
+from tests.conftest import wait_for
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # One folder per database run: the SQLite and PostgreSQL runs go side by side.
@@ -55,12 +59,16 @@ def watch_csp(page, violations: list) -> None:
 def new_page(browser, live_server):
     contexts, violations = [], []
 
-    def make(viewport=DESKTOP, **options):
-        """A page in a context of its own (its own storage); `options` go to the context (has_touch=True)."""
+    def make(viewport=DESKTOP, clock=False, **options):
+        """A page in a context of its own (its own storage); `options` go to the context (has_touch=True).
+        clock=True: the page's timers run on Playwright's clock, at the real pace until the test
+        moves it on (poll_now)."""
         context = browser.new_context(base_url=live_server, viewport=viewport, **options)
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
+        if clock:
+            page.clock.install()
         watch_csp(page, violations)
         return page
 
@@ -73,6 +81,27 @@ def new_page(browser, live_server):
 @pytest.fixture
 def page(new_page):
     return new_page()
+
+
+# ms: the longest a live part of a portal page waits before asking again (hx-trigger="every 5s"
+# on the payouts' receipts; every other poll is every 2s or every 1s)
+LONGEST_POLL = 5_000
+
+
+def poll_now(page) -> None:
+    """Every poll of a page made with clock=True asks now instead of at its next turn: call it
+    once what the page waits for has happened on the server."""
+    page.clock.fast_forward(LONGEST_POLL)
+
+
+def payments_become(app, *statuses: str) -> None:
+    """Waits until the payments on the server, oldest first, have these statuses."""
+
+    def there():
+        with app.app_context():
+            return tuple(db.session.scalars(select(Payment.status).order_by(Payment.id))) == statuses
+
+    wait_for(there, timeout=30, what=f"payments {statuses}")
 
 
 def sign_in(page, account):

@@ -11,12 +11,10 @@ wherever the kiosk would otherwise keep it waiting, once what the kiosk waits fo
 import re
 
 from playwright.sync_api import expect
-from sqlalchemy import select
 
-from portal.extensions import db, limiter
-from portal.models import Payment
+from portal.extensions import limiter
 from portal.services import stations
-from tests.browser.conftest import PHONE, screenshot
+from tests.browser.conftest import PHONE, payments_become, screenshot
 from tests.conftest import Api, wait_for
 
 SMALL = {"width": 800, "height": 480}
@@ -41,8 +39,7 @@ def shot(page, name: str) -> None:
 
 
 def open_kiosk(new_page, viewport, code="STATION001", **options):
-    page = new_page(viewport, **options)
-    page.clock.install()  # the page's own clock, moved on by the test: no race with a busy machine
+    page = new_page(viewport, clock=True, **options)  # its own clock, moved on by the test
     page.goto(f"/kiosk/{code}")
     return page
 
@@ -60,16 +57,6 @@ def poured(kiosk, app, liters: int) -> None:
 def closed(kiosk, app) -> None:
     """A closing screen (thanks, a notice) left alone for KIOSK_IDLE_RETURN_SECONDS."""
     kiosk.clock.fast_forward(round(app.config["KIOSK_IDLE_RETURN_SECONDS"] * 1000))
-
-
-def ended_as(app, status: str) -> None:
-    """Waits for the gateway to hear how the sale's payment ended (M-Pesa's callback)."""
-
-    def heard():
-        with app.app_context():
-            return db.session.scalars(select(Payment.status)).all() == [status]
-
-    wait_for(heard, timeout=SLOW / 1000, what=f"the payment to be {status}")
 
 
 def pair(page, key: str) -> None:
@@ -301,7 +288,7 @@ def test_a_payment_cancelled_on_the_phone_says_so_and_returns_to_idle(app, new_p
     kiosk.get_by_role("button", name="Pay KES 100 with M-Pesa").click()
     expect(phone.get_by_text("Pay KES 100 to DEMO SHOP?")).to_be_visible(timeout=SLOW)
     phone.get_by_role("button", name="Cancel").click()
-    ended_as(app, "cancelled")
+    payments_become(app, "cancelled")  # M-Pesa told the gateway
     next_look(kiosk)
     expect(kiosk.get_by_role("heading", name="Payment cancelled")).to_be_visible(timeout=SLOW)
     expect(kiosk.locator("#notice-text")).to_have_text(

@@ -5,7 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import DESKTOP, PHONE, screenshot, sign_in
+from tests.browser.conftest import DESKTOP, PHONE, payments_become, poll_now, screenshot, sign_in
 
 CUSTOMER = "254712345678"
 
@@ -23,16 +23,17 @@ def open_phone_and_dashboard(new_page, accounts, viewport=PHONE):
     phone = new_page(viewport)
     phone.goto(f"/sandbox/phone/{CUSTOMER}")  # open before the push: the number is attended
     expect(phone.get_by_text("No messages")).to_be_visible()
-    merchant = new_page()
+    merchant = new_page(clock=True)
     sign_in(merchant, accounts["merchant"])
-    dashboard = new_page()
+    dashboard = new_page(clock=True)
     sign_in(dashboard, accounts["merchant"])
     return phone, merchant, dashboard
 
 
-def test_paying_on_the_virtual_phone_settles_the_dashboard_row_live(new_page, accounts):
+def test_paying_on_the_virtual_phone_settles_the_dashboard_row_live(app, new_page, accounts):
     phone, merchant, dashboard = open_phone_and_dashboard(new_page, accounts)
     request_payment(merchant)
+    poll_now(dashboard)
     row = dashboard.locator("#latest tr", has_text="Table 7")
     expect(row.locator(".status")).to_have_text("processing")
 
@@ -42,6 +43,9 @@ def test_paying_on_the_virtual_phone_settles_the_dashboard_row_live(new_page, ac
     phone.get_by_role("button", name="OK").click()
     expect(phone.get_by_text("Confirmed.")).to_be_visible()
 
+    payments_become(app, "completed")  # M-Pesa's callback reached the gateway
+    poll_now(dashboard)
+    poll_now(merchant)
     expect(row.locator(".status")).to_have_text("completed", timeout=20_000)  # the same page, never reloaded
     receipt = re.search(r"[A-Z0-9]{10}", phone.locator(".phone-message strong").first.inner_text()).group(0)
     expect(row).to_contain_text(receipt)
@@ -49,12 +53,14 @@ def test_paying_on_the_virtual_phone_settles_the_dashboard_row_live(new_page, ac
     screenshot(phone, "virtual-phone-confirmed-phone")
 
 
-def test_cancelling_on_the_virtual_phone_shows_cancelled(new_page, accounts):
+def test_cancelling_on_the_virtual_phone_shows_cancelled(app, new_page, accounts):
     phone, merchant, dashboard = open_phone_and_dashboard(new_page, accounts)
     request_payment(merchant, amount="250", reference="Table 8")
     expect(phone.get_by_text("Pay KES 250 to DEMO SHOP?")).to_be_visible()
     phone.get_by_role("button", name="Cancel").click()
     expect(phone.get_by_text("Request cancelled")).to_be_visible()
+    payments_become(app, "cancelled")
+    poll_now(dashboard)
     row = dashboard.locator("#latest tr", has_text="Table 8")
     expect(row.locator(".status")).to_have_text("cancelled", timeout=20_000)
 
