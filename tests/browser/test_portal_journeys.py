@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import DESKTOP, PHONE, screenshot, sign_in
+from tests.browser.conftest import DESKTOP, PHONE, payments_become, poll_now, screenshot, sign_in
 from tests.helpers import initiate
 
 
@@ -67,9 +67,9 @@ def test_a_merchant_never_sees_another_merchants_payments(page, api, accounts):
 
 def test_request_a_payment_and_watch_it_settle_without_a_reload(new_page, accounts, app):
     app.config["SANDBOX_CALLBACK_DELAY"] = 2
-    page = new_page()
+    page = new_page(clock=True)
     sign_in(page, accounts["merchant"])
-    dashboard = new_page()
+    dashboard = new_page(clock=True)
     sign_in(dashboard, accounts["merchant"])
 
     page.goto("/payments/new")
@@ -82,6 +82,9 @@ def test_request_a_payment_and_watch_it_settle_without_a_reload(new_page, accoun
     expect(row.locator(".status")).to_have_text(re.compile("processing|completed"))
     expect(page.get_by_label("Customer's phone")).to_have_value("")  # a fresh form for the next customer
 
+    payments_become(app, "completed")  # M-Pesa's callback, 2 s later
+    poll_now(dashboard)
+    poll_now(page)
     latest = dashboard.locator("#latest tr", has_text="Table 4")
     expect(latest.locator(".status")).to_have_text("completed", timeout=20_000)
     expect(row.locator(".status")).to_have_text("completed", timeout=20_000)
