@@ -6,12 +6,12 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, screenshot, sign_in
+from tests.browser.conftest import PHONE, payments_become, poll_now, screenshot, sign_in
 
 
 def test_send_a_payout_and_watch_it_settle_and_a_receipt_arrive(new_page, app, api, accounts):
     app.config["SANDBOX_CALLBACK_DELAY"] = 3.0  # M-Pesa answers after a while: the row is seen before it settles
-    page = new_page()
+    page = new_page(clock=True)
     sign_in(page, accounts["merchant"])
     page.get_by_role("link", name="Payouts").click()
     expect(page.get_by_role("heading", name="Payouts", exact=True)).to_be_visible()
@@ -43,14 +43,19 @@ def test_send_a_payout_and_watch_it_settle_and_a_receipt_arrive(new_page, app, a
     status = row.locator("[data-status]")
     expect(status).to_have_text(re.compile("^(queued|sent)$"))
     screenshot(page, "payouts-sent")
+    payments_become(app, "completed")  # M-Pesa's result, 3 s later
+    poll_now(page)
     expect(status).to_have_text("completed", timeout=30_000)  # the row polled itself
     expect(row.locator('[data-label="Receipt"]')).to_have_text(re.compile(r"^[A-Z0-9]{10}$"))
     expect(page.get_by_label("Recipient's phone")).to_have_value("")  # a fresh form for the next one
 
+    app.config["SANDBOX_CALLBACK_DELAY"] = 0.0  # nothing is looked at before the customer's payment arrives
     registered = api.post("/api/mpesa/c2b/register", json={"responseType": "Completed"})
     assert registered.status_code == 200, registered.text
     paid = api.post("/api/mpesa/c2b/simulate", json={"msisdn": "254708374149", "amount": 75, "billRefNumber": "Inv7"})
     assert paid.status_code == 200, paid.text
+    payments_become(app, "completed", "completed")
+    poll_now(page)
     receipt = page.locator("#receipts tbody tr").filter(has_text="Inv7")
     expect(receipt).to_contain_text("KES 75.00", timeout=20_000)  # the section refreshed itself
     assert page.evaluate("window.sameDocument") is True
