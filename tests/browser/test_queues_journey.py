@@ -3,13 +3,21 @@ resolve without a reload; the page fits a phone."""
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, screenshot, sign_in
+from portal.extensions import db
+from portal.models import DeadLetter
+from tests.browser.conftest import PHONE, poll_now, screenshot, sign_in
+from tests.conftest import wait_for
 from tests.helpers import failed_stk_query
+
+
+def resolved(app, dead_letter_id: int) -> bool:
+    with app.app_context():
+        return db.session.get(DeadLetter, dead_letter_id).status == "resolved"
 
 
 def test_retry_a_failed_job_from_the_queues_page_and_see_it_resolved(new_page, api, accounts, app):
     dead_letter_id, payment_id = failed_stk_query(app, api)  # Daraja answered every query with HTTP 500
-    page = new_page()
+    page = new_page(clock=True)
     sign_in(page, accounts["merchant"])
     page.get_by_role("link", name="Queues").click()
     expect(page.get_by_role("heading", name="Queues and failed jobs")).to_be_visible()
@@ -24,6 +32,8 @@ def test_retry_a_failed_job_from_the_queues_page_and_see_it_resolved(new_page, a
 
     app.config["SANDBOX_FAULT_API_500"] = 0  # the cause is fixed: Daraja answers again
     row.get_by_role("button", name=f"Retry job {dead_letter_id}").click()
+    wait_for(lambda: resolved(app, dead_letter_id), what="the retry to run")
+    poll_now(page)
     expect(row.locator("[data-status]")).to_have_text("resolved", timeout=20_000)  # the row polled itself
     expect(row).to_contain_text("retried 1×")
     expect(row.get_by_role("button")).to_have_count(0)
