@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from portal.extensions import db
 from portal.models import Merchant
 from portal.services.paystack import charges
-from tests.browser.conftest import PHONE, screenshot, sign_in
+from tests.browser.conftest import PHONE, poll_now, screenshot, sign_in
 from tests.conftest import wait_for
 from tests.escrow_support import escrow_of
 
@@ -31,7 +31,7 @@ def test_a_booking_paid_at_the_checkout_is_held_then_released(new_page, app, liv
     parent.get_by_role("button", name="Pay by card").click()
     expect(parent.get_by_role("heading", name="Payment successful")).to_be_visible()
 
-    page = new_page()
+    page = new_page(clock=True)
     sign_in(page, accounts["merchant"])
     wait_for(lambda: escrow_of(app, payment_id), timeout=20, what="the booking to be held")
     page.get_by_role("link", name="Escrow").click()
@@ -63,6 +63,8 @@ def test_a_booking_paid_at_the_checkout_is_held_then_released(new_page, app, liv
     expect(page.get_by_role("status").filter(has_text="Releasing booking booking_browser")).to_be_visible()
     status = page.locator("#escrows tbody tr").filter(has_text="booking_browser").locator(".status").first
     expect(status).to_have_text("releasing")
+    wait_for(lambda: escrow_of(app, payment_id).status == "released", timeout=30, what="Paystack's transfer result")
+    poll_now(page)
     expect(status).to_have_text("released", timeout=30_000)  # the row polled itself
     released = page.locator("#escrows tbody tr").filter(has_text="booking_browser")
     expect(released).to_contain_text("KES 1,200.00 paid, KES 300.00 kept")
