@@ -8,7 +8,17 @@ from datetime import timedelta
 from playwright.sync_api import expect
 
 from portal.timeutil import utcnow
-from tests.browser.conftest import CSP_WORDS, DESKTOP, PHONE, screenshot, screenshot_path, sign_in, watch_csp
+from tests.browser.conftest import (
+    CSP_WORDS,
+    DESKTOP,
+    PHONE,
+    payments_become,
+    poll_now,
+    screenshot,
+    screenshot_path,
+    sign_in,
+    watch_csp,
+)
 from tests.helpers import initiate
 from tests.web.test_payments_pages import add
 
@@ -106,12 +116,15 @@ def test_no_page_scrolls_sideways_on_a_phone_or_a_desktop(new_page, api, account
             assert badge["x"] + badge["width"] <= row["x"] + row["width"]  # the badge is whole
 
 
-def test_the_dashboard_figures_follow_new_payments_without_a_reload(page, api, accounts):
+def test_the_dashboard_figures_follow_new_payments_without_a_reload(new_page, api, accounts, app):
+    page = new_page(clock=True)
     sign_in(page, accounts["merchant"])
     today = page.locator("#figures .stat .big").first
     expect(today).to_have_text("KES 0.00")
     expect(page.locator("#figures .tick")).to_have_text(["KES 0"])
     initiate(api, phone="254708374149", amount=250, account_reference="Order125")
+    payments_become(app, "completed")
+    poll_now(page)
     expect(today).to_have_text("KES 250.00", timeout=20_000)
     expect(page.locator("#figures .value")).to_have_text(["250"])
     expect(page.locator("#figures .tick").last).to_have_text("KES 300")
