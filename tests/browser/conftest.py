@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from portal import ROOT
 from portal.extensions import db
-from portal.models import Payment
+from portal.models import Payment, SandboxStkRequest
+from portal.sandbox.africastalking import messaging
 from tests.conftest import wait_for
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -102,6 +103,21 @@ def payments_become(app, *statuses: str) -> None:
             return tuple(db.session.scalars(select(Payment.status).order_by(Payment.id))) == statuses
 
     wait_for(there, timeout=30, what=f"payments {statuses}")
+
+
+def reaches_the_phone(app, phone, msisdn: str, sms: bool = False) -> None:
+    """Waits until the simulator holds an M-Pesa prompt for `msisdn` (with sms=True: an SMS that
+    reached it), then has the virtual phone, a page made with clock=True, ask at once instead of
+    at its next poll (every 1 s)."""
+
+    def there():
+        with app.app_context():
+            if sms:
+                return bool(messaging.kept(msisdn, 1, delivered_only=True))
+            return db.session.query(SandboxStkRequest.query.filter_by(phone=msisdn).exists()).scalar()
+
+    wait_for(there, timeout=30, what=f"{'an SMS' if sms else 'a prompt'} for {msisdn}")
+    poll_now(phone)
 
 
 def sign_in(page, account):

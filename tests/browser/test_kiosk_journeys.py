@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from portal.extensions import limiter
 from portal.services import stations
-from tests.browser.conftest import PHONE, payments_become, screenshot
+from tests.browser.conftest import PHONE, payments_become, reaches_the_phone, screenshot
 from tests.conftest import Api, wait_for
 
 SMALL = {"width": 800, "height": 480}
@@ -75,20 +75,22 @@ def tap_digits(page, digits: str) -> None:
 
 def open_phone(new_page):
     """The customer's virtual phone, open before the push (so the prompt waits for the PIN)."""
-    phone = new_page(PHONE)
+    phone = new_page(PHONE, clock=True)
     phone.goto(f"/sandbox/phone/{CUSTOMER}")
     expect(phone.get_by_text("No messages")).to_be_visible()
     return phone
 
 
-def approve(phone, amount: int) -> None:
+def approve(app, phone, amount: int) -> None:
+    reaches_the_phone(app, phone, CUSTOMER)
     expect(phone.get_by_text(f"Pay KES {amount} to DEMO SHOP?")).to_be_visible(timeout=SLOW)
     phone.get_by_label("Enter M-PESA PIN").fill("1234")
     phone.get_by_role("button", name="OK").click()
 
 
-def code_from_sms(phone) -> tuple[str, str]:
+def code_from_sms(app, phone) -> tuple[str, str]:
     """The code and the payment's reference, as the SMS on the virtual phone gives them."""
+    reaches_the_phone(app, phone, CUSTOMER, sms=True)
     sms = phone.locator(".sms-text", has_text="Your water code is")
     expect(sms).to_be_visible(timeout=SLOW)
     text = sms.inner_text()
@@ -135,8 +137,8 @@ def test_a_sale_by_touch_at_800x480(app, new_page, accounts, live_server):
     expect(kiosk.get_by_role("heading", name="Check your phone and enter your M-Pesa PIN")).to_be_visible()
     shot(kiosk, "paying")
 
-    approve(phone, 50)
-    code, reference = code_from_sms(phone)  # sent once the payment completed
+    approve(app, phone, 50)
+    code, reference = code_from_sms(app, phone)  # sent once the payment completed
     screenshot(phone, "kiosk-sale-virtual-phone-sms")
     next_look(kiosk)
     expect(otp_prompt(kiosk)).to_be_visible(timeout=SLOW)
@@ -195,8 +197,8 @@ def test_a_sale_by_keyboard_alone_at_1280x800(app, new_page, accounts, live_serv
     expect(kiosk.get_by_role("heading", name="Check your phone and enter your M-Pesa PIN")).to_be_visible()
     shot(kiosk, "paying")
 
-    approve(phone, 50)
-    code, reference = code_from_sms(phone)
+    approve(app, phone, 50)
+    code, reference = code_from_sms(app, phone)
     next_look(kiosk)
     expect(otp_prompt(kiosk)).to_be_focused(timeout=SLOW)
     kiosk.keyboard.type(code)
@@ -223,8 +225,8 @@ def test_wrong_codes_show_the_attempts_left_then_the_code_is_blocked(app, new_pa
     tap_digits(kiosk, "50")
     kiosk.get_by_role("button", name="See liters").tap()
     kiosk.get_by_role("button", name="Pay KES 50 with M-Pesa").tap()
-    approve(phone, 50)
-    code, reference = code_from_sms(phone)
+    approve(app, phone, 50)
+    code, reference = code_from_sms(app, phone)
     next_look(kiosk)
     expect(otp_prompt(kiosk)).to_be_visible(timeout=SLOW)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
@@ -261,8 +263,8 @@ def test_the_code_screen_waits_as_long_as_the_code_lasts_then_says_it_expired(ap
     kiosk.keyboard.type("50")
     kiosk.keyboard.press("Enter")
     kiosk.get_by_role("button", name="Pay KES 50 with M-Pesa").click()
-    approve(phone, 50)
-    code_from_sms(phone)
+    approve(app, phone, 50)
+    code_from_sms(app, phone)
     next_look(kiosk)
     expect(otp_prompt(kiosk)).to_be_visible(timeout=SLOW)
     kiosk.clock.fast_forward(60_000)  # a minute untouched: far past the 1 s any other screen waits
@@ -286,6 +288,7 @@ def test_a_payment_cancelled_on_the_phone_says_so_and_returns_to_idle(app, new_p
     kiosk.keyboard.type("100")
     kiosk.keyboard.press("Enter")
     kiosk.get_by_role("button", name="Pay KES 100 with M-Pesa").click()
+    reaches_the_phone(app, phone, CUSTOMER)
     expect(phone.get_by_text("Pay KES 100 to DEMO SHOP?")).to_be_visible(timeout=SLOW)
     phone.get_by_role("button", name="Cancel").click()
     payments_become(app, "cancelled")  # M-Pesa told the gateway

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import DESKTOP, PHONE, screenshot
+from tests.browser.conftest import DESKTOP, PHONE, reaches_the_phone, screenshot
 from tests.sandbox.support import Paystack, Receiver, paystack_keys, set_paystack_webhook
 
 
@@ -71,13 +71,14 @@ def test_a_declined_card_and_a_mistyped_one_without_a_callback_url(new_page, sho
     assert paystack.verify(data["reference"])["status"] == "failed"
 
 
-def test_an_mpesa_charge_is_approved_on_the_virtual_phone(new_page, shop):
+def test_an_mpesa_charge_is_approved_on_the_virtual_phone(app, new_page, shop):
     paystack, receiver = shop
-    phone = new_page(PHONE)
+    phone = new_page(PHONE, clock=True)
     phone.goto("/sandbox/phone/254712345678")  # open before the charge: the number is attended
     expect(phone.get_by_text("No messages")).to_be_visible()
     answer = paystack.charge("+254712345678", amount=35000, reference="phone-approved")
     assert answer.json()["data"]["status"] == "pay_offline"
+    reaches_the_phone(app, phone, "254712345678")
     expect(phone.get_by_text("Pay KES 350 to DEMO SHOP?")).to_be_visible()
     assert paystack.verify("phone-approved")["status"] == "pending"  # waiting for the person
     screenshot(phone, "paystack-charge-prompt-phone")
@@ -95,10 +96,11 @@ def test_an_mpesa_charge_cancelled_on_the_virtual_phone_fails_with_no_webhook(ap
     from tests.helpers import settled
 
     paystack, receiver = shop
-    phone = new_page(PHONE)
+    phone = new_page(PHONE, clock=True)
     phone.goto("/sandbox/phone/254712345678")
     expect(phone.get_by_text("No messages")).to_be_visible()
     paystack.charge("+254712345678", amount=10000, reference="phone-cancelled")
+    reaches_the_phone(app, phone, "254712345678")
     expect(phone.get_by_text("Pay KES 100 to DEMO SHOP?")).to_be_visible()
     phone.get_by_role("button", name="Cancel").click()
     expect(phone.get_by_text("Request cancelled")).to_be_visible()

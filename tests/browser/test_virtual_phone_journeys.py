@@ -5,7 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import DESKTOP, PHONE, payments_become, poll_now, screenshot, sign_in
+from tests.browser.conftest import DESKTOP, PHONE, payments_become, poll_now, reaches_the_phone, screenshot, sign_in
 
 CUSTOMER = "254712345678"
 
@@ -20,7 +20,7 @@ def request_payment(page, amount="100", reference="Table 7"):
 
 
 def open_phone_and_dashboard(new_page, accounts, viewport=PHONE):
-    phone = new_page(viewport)
+    phone = new_page(viewport, clock=True)
     phone.goto(f"/sandbox/phone/{CUSTOMER}")  # open before the push: the number is attended
     expect(phone.get_by_text("No messages")).to_be_visible()
     merchant = new_page(clock=True)
@@ -37,6 +37,7 @@ def test_paying_on_the_virtual_phone_settles_the_dashboard_row_live(app, new_pag
     row = dashboard.locator("#latest tr", has_text="Table 7")
     expect(row.locator(".status")).to_have_text("processing")
 
+    reaches_the_phone(app, phone, CUSTOMER)
     expect(phone.get_by_text("Pay KES 100 to DEMO SHOP?")).to_be_visible()
     screenshot(phone, "virtual-phone-prompt-phone")
     phone.get_by_label("Enter M-PESA PIN").fill("1234")
@@ -56,6 +57,7 @@ def test_paying_on_the_virtual_phone_settles_the_dashboard_row_live(app, new_pag
 def test_cancelling_on_the_virtual_phone_shows_cancelled(app, new_page, accounts):
     phone, merchant, dashboard = open_phone_and_dashboard(new_page, accounts)
     request_payment(merchant, amount="250", reference="Table 8")
+    reaches_the_phone(app, phone, CUSTOMER)
     expect(phone.get_by_text("Pay KES 250 to DEMO SHOP?")).to_be_visible()
     phone.get_by_role("button", name="Cancel").click()
     expect(phone.get_by_text("Request cancelled")).to_be_visible()
