@@ -31,7 +31,8 @@ def storefront_origin():
     """A hotspot's captive portal: a page of its own origin (another port), served for real so the
     browser treats it as the local page it is."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Storefront)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # it looks for shutdown() every 20 ms (socketserver's default, 0.5 s, was the test's teardown)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
