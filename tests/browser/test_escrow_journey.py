@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from portal.extensions import db
 from portal.models import Merchant
 from portal.services.paystack import charges
-from tests.browser.conftest import PHONE, poll_now, screenshot, sign_in
+from tests.browser.conftest import PHONE, poll_now, screenshot, signed_in
 from tests.conftest import wait_for
 from tests.escrow_support import escrow_of
 
@@ -32,7 +32,7 @@ def test_a_booking_paid_at_the_checkout_is_held_then_released(new_page, app, liv
     expect(parent.get_by_role("heading", name="Payment successful")).to_be_visible()
 
     page = new_page(clock=True)
-    sign_in(page, accounts["merchant"])
+    signed_in(page, accounts["merchant"])
     wait_for(lambda: escrow_of(app, payment_id), timeout=20, what="the booking to be held")
     page.get_by_role("link", name="Escrow").click()
     expect(page.get_by_role("heading", name="Escrow", exact=True)).to_be_visible()
@@ -73,7 +73,7 @@ def test_a_booking_paid_at_the_checkout_is_held_then_released(new_page, app, liv
     screenshot(page, "escrow-released")
 
     narrow = new_page(PHONE)
-    sign_in(narrow, accounts["merchant"])
+    signed_in(narrow, accounts["merchant"])
     narrow.goto("/escrow")
     expect(narrow.locator("#escrows tbody tr").filter(has_text="booking_browser")).to_contain_text("released")
     screenshot(narrow, "escrow-phone")

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, screenshot, sign_in
+from tests.browser.conftest import PHONE, screenshot, signed_in
 from tests.conftest import wait_for
 
 
@@ -56,7 +56,7 @@ def test_a_storefront_on_another_origin_sells_a_package_until_its_client_is_deac
 ):
     app.config["STATUS_QUERY_EVERY"] = 0.5
     portal = new_page()
-    sign_in(portal, accounts["merchant"])
+    signed_in(portal, accounts["merchant"])
     portal.get_by_role("link", name="Internet packages").click()
     expect(portal.get_by_role("heading", name="Internet packages", level=1)).to_be_visible()
 
@@ -105,7 +105,7 @@ def test_a_storefront_on_another_origin_sells_a_package_until_its_client_is_deac
     assert refused == {"status": 403, "body": {"error": "Invalid or inactive client"}}  # readable cross-origin
 
     narrow = new_page(PHONE)
-    sign_in(narrow, accounts["merchant"])
+    signed_in(narrow, accounts["merchant"])
     narrow.goto("/isp")
     expect(narrow.locator("#isp-clients tr", has_text="Westlands hotspot")).to_be_visible()
     screenshot(narrow, "isp-phone")

@@ -6,13 +6,13 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, payments_become, poll_now, screenshot, sign_in
+from tests.browser.conftest import PHONE, payments_become, poll_now, screenshot, signed_in
 
 
 def test_send_a_payout_and_watch_it_settle_and_a_receipt_arrive(new_page, app, api, accounts):
     app.config["SANDBOX_CALLBACK_DELAY"] = 3.0  # M-Pesa answers after a while: the row is seen before it settles
     page = new_page(clock=True)
-    sign_in(page, accounts["merchant"])
+    signed_in(page, accounts["merchant"])
     page.get_by_role("link", name="Payouts").click()
     expect(page.get_by_role("heading", name="Payouts", exact=True)).to_be_visible()
     page.evaluate("window.sameDocument = true")  # gone if anything below reloads the page
@@ -62,7 +62,7 @@ def test_send_a_payout_and_watch_it_settle_and_a_receipt_arrive(new_page, app, a
     screenshot(page, "payouts-desktop")
 
     narrow = new_page(PHONE)
-    sign_in(narrow, accounts["merchant"])
+    signed_in(narrow, accounts["merchant"])
     narrow.goto("/payouts")
     expect(narrow.locator("#payouts [data-status]").first).to_have_text("completed")
     assert narrow.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1  # no sideways scroll

@@ -4,7 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import DESKTOP, PHONE, payments_become, poll_now, screenshot, sign_in
+from tests.browser.conftest import DESKTOP, PHONE, payments_become, poll_now, screenshot, sign_in, signed_in
 from tests.helpers import initiate
 
 
@@ -40,7 +40,7 @@ def test_a_form_without_its_csrf_token_is_refused(page, accounts):
 
 
 def test_an_htmx_post_without_the_csrf_header_is_refused(page, accounts, app):
-    sign_in(page, accounts["merchant"])
+    signed_in(page, accounts["merchant"])
     page.goto("/payments/new")
     page.evaluate("document.body.removeAttribute('hx-headers')")
     page.locator('#new-payment-form input[name="csrf_token"]').evaluate("el => el.remove()")
@@ -57,7 +57,7 @@ def test_an_htmx_post_without_the_csrf_header_is_refused(page, accounts, app):
 
 def test_a_merchant_never_sees_another_merchants_payments(page, api, accounts):
     initiate(api, phone="254708374149", amount=321, account_reference="SECRET01")
-    sign_in(page, accounts["other_merchant"])
+    signed_in(page, accounts["other_merchant"])
     expect(page.get_by_role("heading", name="Other Shop")).to_be_visible()
     for path in ("/", "/payments", "/payments/new"):
         page.goto(path)
@@ -68,9 +68,9 @@ def test_a_merchant_never_sees_another_merchants_payments(page, api, accounts):
 def test_request_a_payment_and_watch_it_settle_without_a_reload(new_page, accounts, app):
     app.config["SANDBOX_CALLBACK_DELAY"] = 2
     page = new_page(clock=True)
-    sign_in(page, accounts["merchant"])
+    signed_in(page, accounts["merchant"])
     dashboard = new_page(clock=True)
-    sign_in(dashboard, accounts["merchant"])
+    signed_in(dashboard, accounts["merchant"])
 
     page.goto("/payments/new")
     page.get_by_label("Customer's phone").fill("0712 345 678")
@@ -92,7 +92,7 @@ def test_request_a_payment_and_watch_it_settle_without_a_reload(new_page, accoun
 
 
 def test_request_form_explains_problems_next_to_the_field(page, accounts):
-    sign_in(page, accounts["merchant"])
+    signed_in(page, accounts["merchant"])
     page.goto("/payments/new")
     page.get_by_label("Customer's phone").fill("0730 123 456")
     page.get_by_label("Amount (KES)").fill("100")
@@ -112,7 +112,7 @@ def test_screenshots_of_the_dashboard_and_a_payment(new_page, api, accounts, app
         pid = Payment.query.filter_by(checkout_request_id=checkout_id).one().id
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page = new_page(viewport)
-        sign_in(page, accounts["merchant"])
+        signed_in(page, accounts["merchant"])
         expect(page.locator("#latest .status", has_text="completed").first).to_be_visible(timeout=20_000)
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"] + 1  # no sideways scroll
         screenshot(page, f"dashboard-{label}")

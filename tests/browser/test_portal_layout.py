@@ -16,7 +16,7 @@ from tests.browser.conftest import (
     poll_now,
     screenshot,
     screenshot_path,
-    sign_in,
+    signed_in,
     watch_csp,
 )
 from tests.helpers import initiate
@@ -67,7 +67,7 @@ def test_no_page_scrolls_sideways_on_a_phone_or_a_desktop(new_page, api, account
         refused_id = Payment.query.filter_by(account_reference="Busy1").one().id
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page = new_page(viewport)
-        sign_in(page, accounts["merchant"])
+        signed_in(page, accounts["merchant"])
         if label == "desktop":
             page.goto("/keys")
             page.get_by_label("Key name").fill(LONG_NAME)
@@ -118,7 +118,7 @@ def test_no_page_scrolls_sideways_on_a_phone_or_a_desktop(new_page, api, account
 
 def test_the_dashboard_figures_follow_new_payments_without_a_reload(new_page, api, accounts, app):
     page = new_page(clock=True)
-    sign_in(page, accounts["merchant"])
+    signed_in(page, accounts["merchant"])
     today = page.locator("#figures .stat .big").first
     expect(today).to_have_text("KES 0.00")
     expect(page.locator("#figures .tick")).to_have_text(["KES 0"])
@@ -134,7 +134,7 @@ def test_the_dashboard_figures_follow_new_payments_without_a_reload(new_page, ap
 
 def test_the_copy_button_copies_the_new_key(page, accounts, live_server):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server)
-    sign_in(page, accounts["merchant"])
+    signed_in(page, accounts["merchant"])
     page.goto("/keys")
     page.get_by_label("Key name").fill("Till 2")
     page.get_by_role("button", name="Create key").click()

@@ -5,7 +5,7 @@ from playwright.sync_api import expect
 
 from portal.extensions import db
 from portal.models import DeadLetter
-from tests.browser.conftest import PHONE, poll_now, screenshot, sign_in
+from tests.browser.conftest import PHONE, poll_now, screenshot, signed_in
 from tests.conftest import wait_for
 from tests.helpers import failed_stk_query
 
@@ -18,7 +18,7 @@ def resolved(app, dead_letter_id: int) -> bool:
 def test_retry_a_failed_job_from_the_queues_page_and_see_it_resolved(new_page, api, accounts, app):
     dead_letter_id, payment_id = failed_stk_query(app, api)  # Daraja answered every query with HTTP 500
     page = new_page(clock=True)
-    sign_in(page, accounts["merchant"])
+    signed_in(page, accounts["merchant"])
     page.get_by_role("link", name="Queues").click()
     expect(page.get_by_role("heading", name="Queues and failed jobs")).to_be_visible()
 
@@ -43,7 +43,7 @@ def test_retry_a_failed_job_from_the_queues_page_and_see_it_resolved(new_page, a
     expect(page.locator("#payment-detail [data-status]").first).to_have_text("completed")
 
     narrow = new_page(PHONE)
-    sign_in(narrow, accounts["merchant"])
+    signed_in(narrow, accounts["merchant"])
     narrow.goto("/queues")
     expect(narrow.locator(f"#dead-letter-{dead_letter_id} [data-status]")).to_have_text("resolved")
     assert narrow.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1  # no sideways scroll

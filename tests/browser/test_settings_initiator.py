@@ -5,11 +5,11 @@ from playwright.sync_api import expect
 
 from portal.extensions import db
 from portal.models import Merchant
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.conftest import screenshot, signed_in
 
 
 def test_a_merchant_sets_the_initiator_password_and_is_told_about_a_bad_certificate(page, app, accounts):
-    sign_in(page, accounts["merchant"])
+    signed_in(page, accounts["merchant"])
     page.goto("/settings")
     payouts = page.get_by_role("group", name="M-Pesa payouts (B2C)")
     expect(payouts.get_by_label("Initiator name (API operator)")).to_have_value("testapi")

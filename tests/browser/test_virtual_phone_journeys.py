@@ -5,7 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import DESKTOP, PHONE, payments_become, poll_now, reaches_the_phone, screenshot, sign_in
+from tests.browser.conftest import DESKTOP, PHONE, payments_become, poll_now, reaches_the_phone, screenshot, signed_in
 
 CUSTOMER = "254712345678"
 
@@ -24,9 +24,9 @@ def open_phone_and_dashboard(new_page, accounts, viewport=PHONE):
     phone.goto(f"/sandbox/phone/{CUSTOMER}")  # open before the push: the number is attended
     expect(phone.get_by_text("No messages")).to_be_visible()
     merchant = new_page(clock=True)
-    sign_in(merchant, accounts["merchant"])
+    signed_in(merchant, accounts["merchant"])
     dashboard = new_page(clock=True)
-    sign_in(dashboard, accounts["merchant"])
+    signed_in(dashboard, accounts["merchant"])
     return phone, merchant, dashboard
 
 
@@ -69,7 +69,7 @@ def test_cancelling_on_the_virtual_phone_shows_cancelled(app, new_page, accounts
 
 def test_the_payment_page_links_to_the_customers_phone(new_page, accounts):
     merchant = new_page()
-    sign_in(merchant, accounts["merchant"])
+    signed_in(merchant, accounts["merchant"])
     request_payment(merchant, reference="Table 9")
     merchant.locator("#recent-body tr", has_text="Table 9").get_by_role("link").click()
     with merchant.context.expect_page() as opened:
