@@ -52,8 +52,13 @@ def test_a_refused_webhook_is_retried_at_a_fixed_interval_until_it_is_taken(app,
     gaps = [later - earlier for earlier, later in zip(attempts, attempts[1:], strict=False)]
     assert len(gaps) == 3 and all(gap >= 1.0 for gap in gaps)
     assert gaps[2] < 3.5  # a fixed interval: doubling would have made the third wait 4 seconds
-    with app.app_context():
-        [row] = delivery.history("paystack", "retried-1")
+
+    def all_attempts_recorded():  # the job records an attempt after its answer has come back
+        with app.app_context():
+            [row] = delivery.history("paystack", "retried-1")
+        return row if len(row["attempts"]) == 4 else None
+
+    row = wait_for(all_attempts_recorded, what="the fourth attempt's record")
     assert [a["outcome"] for a in row["attempts"]] == ["HTTP 500", "HTTP 503", "HTTP 404", "HTTP 200"]
     assert row["status"] == "delivered" and row["kind"] == "charge.success"
 
