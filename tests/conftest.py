@@ -256,3 +256,13 @@ class AuthActions:
 @pytest.fixture
 def auth(client):
     return AuthActions(client)
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist groups the browser tests (tests/browser/conftest.py) by a suffix it writes into their
+    nodeids; pytest 9.2 ignores that write (pytest-xdist#1386) and they would spread over every
+    process, one Chromium each, without a word. Stop with one instead."""
+    if node.config.getvalue("dist") == "loadgroup":
+        spread = [i for i in ids if i.startswith("tests/browser/") and "@" not in i]
+        if spread:
+            pytest.exit(f"xdist lost the browser group ({spread[0]}): see pytest's pin in requirements-dev.txt", 3)

@@ -158,6 +158,7 @@ def screenshot(page, name: str) -> str:
     return path
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks to group by
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (--dist loadgroup) the browser tests share one process, so one Chromium."""
     for item in items:
