@@ -223,22 +223,27 @@ def _release_previous(row: SandboxDelivery) -> None:
 
 
 def history(provider: str, subject: str) -> list[dict]:
-    """The evidence for one subject: every copy with its attempts, oldest first."""
-    rows = SandboxDelivery.query.filter_by(provider=provider, subject=subject).order_by(SandboxDelivery.id).all()
+    """The evidence for one subject: every copy with its attempts, oldest first. The attempts are
+    read before the copies: an attempt and its copy's new status are written together, so a
+    status read second is never behind the attempts shown (read the other way round, a delivery
+    finishing in between showed its last attempt beside a status still pending)."""
     attempts = {}
-    if rows:
-        ids = [r.id for r in rows]
-        query = SandboxDeliveryAttempt.query.filter(SandboxDeliveryAttempt.delivery_id.in_(ids))
-        for attempt in query.order_by(SandboxDeliveryAttempt.id):
-            attempts.setdefault(attempt.delivery_id, []).append(
-                {
-                    "number": attempt.number,
-                    "ok": attempt.ok,
-                    "status_code": attempt.status_code,
-                    "outcome": attempt.outcome,
-                    "at": attempt.at.isoformat(),
-                }
-            )
+    query = (
+        SandboxDeliveryAttempt.query.join(SandboxDelivery, SandboxDelivery.id == SandboxDeliveryAttempt.delivery_id)
+        .filter(SandboxDelivery.provider == provider, SandboxDelivery.subject == subject)
+        .order_by(SandboxDeliveryAttempt.id)
+    )
+    for attempt in query:
+        attempts.setdefault(attempt.delivery_id, []).append(
+            {
+                "number": attempt.number,
+                "ok": attempt.ok,
+                "status_code": attempt.status_code,
+                "outcome": attempt.outcome,
+                "at": attempt.at.isoformat(),
+            }
+        )
+    rows = SandboxDelivery.query.filter_by(provider=provider, subject=subject).order_by(SandboxDelivery.id).all()
     return [
         {
             "id": r.id,
