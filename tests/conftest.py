@@ -139,7 +139,7 @@ def clean(app):
         _dirty.clear()
     app.extensions["redis"].flushdb()
     if worker:
-        worker.resume()
+        worker.resume(clean=False)  # RQ's registries are empty: nothing to clean up
     yield
     worker = _running.get("worker")
     if worker:
@@ -148,7 +148,7 @@ def clean(app):
     app.config.update(saved)
     limiter.enabled = False
     if worker:
-        worker.resume()
+        worker.resume(clean=False)  # the next test starts from an empty Redis db
 
 
 @pytest.fixture
