@@ -59,7 +59,7 @@ unset PYTHONDONTWRITEBYTECODE
 TEST_DATABASE_URL=sqlite "$PY" -m pytest --collect-only -q -p no:cacheprovider "$@" >/dev/null 2>&1 || true
 
 logs=$(mktemp -d)
-TEST_DATABASE_URL=sqlite TEST_REDIS_URL=$SQLITE_REDIS "$PY" -m pytest "${XDIST[@]}" "$@" > "$logs/sqlite.log" 2>&1 &
+TEST_DATABASE_URL=sqlite TEST_REDIS_URL=$SQLITE_REDIS nice -n "${SQLITE_NICE:-2}" "$PY" -m pytest "${XDIST[@]}" "$@" > "$logs/sqlite.log" 2>&1 &
 sqlite_pid=$!
 pg_pid=""
 if reachable postgres "$PG_URL"; then
