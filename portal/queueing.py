@@ -421,16 +421,18 @@ class BackgroundWorker:
         with self._burst:  # waits for the running burst; the next one sees the flag
             pass
 
-    def resume(self, clean: bool = True) -> None:
+    def resume(self, look: bool = True) -> None:
         """Periodic jobs start their interval afresh: none runs behind the back of a test's
-        setup. Like a worker starting, it cleans RQ's registries first, unless `clean` is
-        False (the tests' clean-up, which has just emptied the Redis db)."""
+        setup. Like a worker starting, it cleans RQ's registries and looks for work at once;
+        with `look=False` it does neither until an enqueue, a due job or `idle` wakes it (the
+        tests' clean-up, around a Redis db it empties)."""
         now = time.monotonic()
         self._last_periodic.update({job_id: now for job_id in PERIODIC})
-        if clean and self._worker is not None:
+        if look and self._worker is not None:
             self._worker.last_cleaned_at = None
         self._paused.clear()
-        self._wake.set()
+        if look:
+            self._wake.set()
 
     def wake(self) -> None:
         self._wake.set()

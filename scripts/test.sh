@@ -54,9 +54,11 @@ if [ "$WORKERS" -gt 1 ]; then XDIST=(-n "$WORKERS" --dist loadgroup); fi
 # Python's bytecode is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE):
 # otherwise each of the six pytest processes, and every server or worker a test starts,
 # compiles the project and rewrites the tests' asserts afresh (collecting cost 6.7 s a process
-# uncached, 2.7 s cached). One collection first fills the cache for all of them.
+# uncached, 2.7 s cached). Collecting once first fills the cache for all of them: in two
+# processes, one core each, half the test modules each (4.5 s instead of 6.7 s).
 unset PYTHONDONTWRITEBYTECODE
-TEST_DATABASE_URL=sqlite "$PY" -m pytest --collect-only -q -p no:cacheprovider "$@" >/dev/null 2>&1 || true
+warm() { TEST_DATABASE_URL=sqlite "$PY" -m pytest --collect-only -q -p no:cacheprovider "$@" >/dev/null 2>&1; }
+warm tests/api tests/guards & warm tests --ignore=tests/api --ignore=tests/guards; wait
 
 logs=$(mktemp -d)
 TEST_DATABASE_URL=sqlite TEST_REDIS_URL=$SQLITE_REDIS nice -n "${SQLITE_NICE:-2}" "$PY" -m pytest "${XDIST[@]}" "$@" > "$logs/sqlite.log" 2>&1 &

@@ -149,7 +149,7 @@ def clean(app):
         _dirty.clear()
     app.extensions["redis"].flushdb()
     if worker:
-        worker.resume(clean=False)  # RQ's registries are empty: nothing to clean up
+        worker.resume(look=False)  # the Redis db is empty: nothing to clean up or run
     yield
     worker = _running.get("worker")
     if worker:
@@ -158,7 +158,7 @@ def clean(app):
     app.config.update(saved)
     limiter.enabled = False
     if worker:
-        worker.resume(clean=False)  # the next test starts from an empty Redis db
+        worker.resume(look=False)  # what the test left, the next setup empties
 
 
 @pytest.fixture
