@@ -5,7 +5,8 @@ live key, get what was asked."""
 import pytest
 
 from portal.providers.paystack import LIVE_URL, PaystackClient
-from portal.services.paystack.charges import TEST_EMAIL, TEST_PHONE, TestModeRefused, paystack_test_rules
+from portal.services.paystack import charges
+from portal.services.paystack.charges import TEST_EMAIL, TEST_PHONE, paystack_test_rules
 
 
 def client(key: str, base: str = LIVE_URL) -> PaystackClient:
@@ -23,7 +24,7 @@ def test_paystacks_test_environment_forces_its_phone_and_email(kes):
 
 @pytest.mark.parametrize("minor", [5000, 15000, 100050, 110000, 300])
 def test_paystacks_test_environment_takes_only_its_amounts(minor):
-    with pytest.raises(TestModeRefused, match="100, 200"):
+    with pytest.raises(charges.TestModeRefused, match="100, 200"):
         paystack_test_rules(client("sk_test_abc"), minor, "254712345678", "me@example.com")
 
 
