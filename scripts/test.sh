@@ -33,14 +33,14 @@ else
 fi
 
 # The browser tests drive Debian's Chromium (never a browser download).
-CHROMIUM=${CHROMIUM_PATH:-/usr/bin/chromium}
+CHROMIUM=${CHROMIUM_PATH:-/usr/bin/chromium-headless-shell}
 if [ ! -x "$CHROMIUM" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-    echo "installing Debian's chromium for the browser tests" >&2
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core) >/dev/null \
-      || { echo "could not install chromium" >&2; exit 1; }
+    echo "installing Debian's chromium-headless-shell for the browser tests" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell fonts-dejavu-core) >/dev/null \
+      || { echo "could not install chromium-headless-shell" >&2; exit 1; }
   else
-    echo "the browser tests need Chromium at $CHROMIUM (Debian: apt-get install chromium)" >&2; exit 1
+    echo "the browser tests need Chromium at $CHROMIUM (Debian: apt-get install chromium-headless-shell)" >&2; exit 1
   fi
 fi
 

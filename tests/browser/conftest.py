@@ -15,7 +15,11 @@ from portal.models import Payment, SandboxStkRequest
 from portal.sandbox.africastalking import messaging
 from tests.conftest import wait_for
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# Debian's chromium-headless-shell: Chromium's headless shell, the same engine and version as the
+# chromium package without the desktop browser around it (what Playwright itself runs headless).
+# The browser tests cost 60% less CPU with it than with /usr/bin/chromium's headless mode (34 s
+# against 82 s a run). CHROMIUM_PATH=/usr/bin/chromium runs them in the full browser.
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium-headless-shell")
 # One folder per database run: the SQLite and PostgreSQL runs go side by side.
 SHOTS = os.path.join(
     ROOT,
@@ -42,7 +46,7 @@ ARGS = [
 @pytest.fixture(scope="session")
 def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium package")
+        pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium-headless-shell")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield browser
