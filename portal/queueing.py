@@ -397,7 +397,6 @@ class BackgroundWorker:
         self._thread = threading.Thread(target=self._run, name="background-worker", daemon=True)
         self._last_periodic: dict = {}
         self._worker: ThreadWorker | None = None  # the thread's RQ worker, once it runs
-        self._current: ThreadWorker | None = None  # the same, while a burst runs
         self._bursts = threading.Condition()
         self._started = self._finished_idle = 0  # numbers of bursts begun, and of the last one that found no work
 
@@ -415,9 +414,8 @@ class BackgroundWorker:
 
     def pause(self) -> None:
         self._paused.set()
-        current = self._current
-        if current is not None:
-            current._stop_requested = True  # RQ's own flag: the burst ends after the job in hand
+        if self._worker is not None:  # RQ's own flag: a running burst ends after the job in hand;
+            self._worker._stop_requested = True  # the thread clears it before it next checks _paused
         with self._burst:  # waits for the running burst; the next one sees the flag
             pass
 
@@ -518,7 +516,6 @@ class BackgroundWorker:
 
     def _work_once(self, worker: ThreadWorker, scheduler: RQScheduler, registries) -> bool:
         """One burst; True if it ran a job (or failed, so that nobody takes it for idle)."""
-        self._current = worker
         try:
             enqueue_periodic(self.app, self._last_periodic)
             if any(at <= time.time() for at in self._earliest(registries, worker.connection)):
@@ -541,5 +538,3 @@ class BackgroundWorker:
         except Exception:  # keep the thread alive; RQ records each job's own failure
             log.exception("background worker burst failed")
             return True
-        finally:
-            self._current = None
