@@ -177,22 +177,29 @@ def ctx(app):
         db.session.remove()
 
 
-_seeded: dict = {}  # seed_demo()'s first run on empty tables: its accounts and every row it wrote
+_seeded: dict = {}  # seed_demo()'s run on empty tables: the config it ran under, its accounts, every row it wrote
+# What seed_demo() writes depends on: the Paystack simulator's webhook URL is under PUBLIC_BASE_URL
+# (set once the live server starts), the secrets are encrypted with ENCRYPTION_KEY.
+SEED_CONFIG = ("PUBLIC_BASE_URL", "SANDBOX", "ENCRYPTION_KEY")
 
 
 @pytest.fixture
 def accounts(app):
-    """The demo accounts (seed_demo()). The session runs seed_demo() once, on empty tables, and
-    keeps the rows it wrote; later tests that start from empty tables get those rows back by one
-    INSERT per table (a few ms, where seeding cost 40 to 130 ms a test, for most of the suite).
-    Ids and secrets are the same every time; a test whose tables are not empty seeds for real."""
+    """The demo accounts (seed_demo()). seed_demo() runs on empty tables once per configuration
+    it depends on (SEED_CONFIG), and the rows it wrote are kept; later tests that start from
+    empty tables under that configuration get those rows back by one INSERT per table (a few ms,
+    where seeding cost 40 to 130 ms a test, for most of the suite). Ids and secrets are the same
+    every time; a test whose tables are not empty seeds for real."""
+    config = tuple(app.config.get(name) for name in SEED_CONFIG)
     with app.app_context():
-        if _dirty.is_set() or not _seeded:  # something was written since the clean-up: seed for real
+        if _dirty.is_set() or _seeded.get("config") != config:  # seed for real
             was_empty = not _dirty.is_set()
             out = seed_demo()
-            if was_empty and not _seeded:
+            if was_empty:
                 rows = {t.name: db.session.execute(t.select()).mappings().all() for t in db.metadata.sorted_tables}
-                _seeded.update(accounts=out, rows={name: [dict(r) for r in found] for name, found in rows.items()})
+                _seeded.update(
+                    config=config, accounts=out, rows={name: [dict(r) for r in found] for name, found in rows.items()}
+                )
             return copy.deepcopy(out)
         for table in db.metadata.sorted_tables:  # parents first
             if _seeded["rows"][table.name]:
