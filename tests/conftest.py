@@ -255,6 +255,11 @@ def wait_for(predicate, timeout: float = 15.0, every: float = 0.1, what: str = "
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def csrf_token_in(page: str) -> str:
+    """The CSRF token of the (first) form in a page's HTML."""
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+
+
 class AuthActions:
     """Signs in through the real form, CSRF token and all."""
 
@@ -262,8 +267,7 @@ class AuthActions:
         self.client = client
 
     def csrf_token(self, path="/login") -> str:
-        page = self.client.get(path).get_data(as_text=True)
-        return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        return csrf_token_in(self.client.get(path).get_data(as_text=True))
 
     def login(self, email, password):
         token = self.csrf_token()

@@ -3,7 +3,6 @@ Screenshots go to tests/artifacts/screenshots (ignored by git). Every page is wa
 Content-Security-Policy violations: a test whose pages caused one fails."""
 
 import os
-import re
 
 import pytest
 from playwright.sync_api import sync_playwright
@@ -13,7 +12,7 @@ from portal import ROOT
 from portal.extensions import db
 from portal.models import Payment, SandboxStkRequest
 from portal.sandbox.africastalking import messaging
-from tests.conftest import wait_for
+from tests.conftest import csrf_token_in, wait_for
 
 # Debian's chromium-headless-shell: Chromium's headless shell, the same engine and version as the
 # chromium package without the desktop browser around it (what Playwright itself runs headless).
@@ -138,8 +137,7 @@ def signed_in(page, account):
     """The session the login form gives, for the journeys that are not about signing in: the
     form's own POST (CSRF token and all) over the page's request context, which shares its
     cookies, then the dashboard. Half a second less than filling the form in the browser."""
-    form = page.request.get("/login").text()
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1)
+    token = csrf_token_in(page.request.get("/login").text())
     answer = page.request.post(
         "/login",
         form={"email": account["email"], "password": account["password"], "csrf_token": token},

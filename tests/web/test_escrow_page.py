@@ -10,15 +10,14 @@ import pytest
 from portal.extensions import db
 from portal.models import Escrow, Merchant, Payment
 from portal.services import escrow
-from tests.conftest import AuthActions, wait_for
+from tests.conftest import AuthActions, csrf_token_in, wait_for
 from tests.escrow_support import held, paid, row
 
 HTMX = {"HX-Request": "true"}
 
 
 def token(client) -> str:
-    page = client.get("/escrow").get_data(as_text=True)
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    return csrf_token_in(client.get("/escrow").get_data(as_text=True))
 
 
 def hidden(html: str) -> dict:
@@ -215,7 +214,7 @@ def test_another_merchants_escrow_is_404_and_unchanged(app, client, accounts):
 def test_settings_choose_the_payout_rail(app, client, signed_in, choice, rail):
     page = client.get("/settings").get_data(as_text=True)
     assert "Escrow releases" in page and 'name="escrow_payout_rail"' in page
-    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    csrf = csrf_token_in(page)
     answer = client.post("/settings/escrow-rail", data={"escrow_payout_rail": choice, "csrf_token": csrf}, headers=HTMX)
     assert answer.status_code == 200 and f'data-rail="{rail}"' in answer.get_data(as_text=True)
     with app.app_context():

@@ -12,7 +12,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from portal.extensions import db
 from portal.models import IdempotencyRecord, Merchant, Payment, SandboxB2CPayment
 from portal.services.mpesa import b2c
-from tests.conftest import AuthActions, wait_for
+from tests.conftest import AuthActions, csrf_token_in, wait_for
 from tests.helpers import settled
 
 HTMX = {"HX-Request": "true"}
@@ -20,8 +20,7 @@ FORM = {"phone": "0712 345 678", "amount": "1,500", "remarks": "Refund for order
 
 
 def token(client) -> str:
-    page = client.get("/payouts").get_data(as_text=True)
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    return csrf_token_in(client.get("/payouts").get_data(as_text=True))
 
 
 def review(client, htmx=True, **fields):
