@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from portal import cli, config, errors, queueing, sandbox, web
-from portal.extensions import StrictJSONProvider, cors, csrf, db, limiter, login_manager, migrate
+from portal.extensions import StrictJSONProvider, cors, csrf, db, end_reads_with_commit, limiter, login_manager, migrate
 from portal.timeutil import nairobi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,6 +48,7 @@ def create_app(overrides: dict | None = None, *, part: str = "all") -> Flask:
 
     errors.refuse_oversize_streams_first(app)
     db.init_app(app)
+    end_reads_with_commit(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)

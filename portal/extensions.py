@@ -1,6 +1,7 @@
 """Unbound extension singletons; create_app() binds them. Nothing here connects. And the app's
 JSON provider, which every `request.get_json()` goes through."""
 
+import logging
 from contextlib import contextmanager
 from functools import cache
 
@@ -12,9 +13,11 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData, insert
+from sqlalchemy import Engine, MetaData, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import make_transient_to_detached
+
+log = logging.getLogger(__name__)
 
 # Named constraints, so migrations can alter them on SQLite (batch mode) and PostgreSQL alike.
 NAMING = {
@@ -62,6 +65,45 @@ def single_statement():
 @cache
 def _autocommitting(engine):
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def end_reads_with_commit(app) -> None:
+    """A request that only read ends its transaction with COMMIT, not ROLLBACK. psycopg forgets
+    every statement it has prepared on a connection whenever that connection rolls back, so
+    each health check, poll or page that rolled back its reads made the next hot-path
+    statements on its pooled connection be parsed and planned afresh. A request that wrote
+    anything left uncommitted, or failed, still rolls back: this only commits a transaction
+    whose every statement was a SELECT and whose session holds no change. Registered after
+    Flask-SQLAlchemy's own teardown, so it runs first (teardowns run in reverse)."""
+
+    @app.teardown_appcontext
+    def _commit_reads(exc):
+        if exc is not None or not db.session.registry.has():
+            return
+        session = db.session()
+        if not session.in_transaction() or session.new or session.dirty or session.deleted:
+            return
+        if _WROTE in session.connection().info:  # the transaction's connection (one database)
+            return
+        try:
+            with loaded_after_commit():  # as a close would, it leaves the objects loaded for whoever holds them
+                session.commit()
+        except Exception:  # nothing was written, so nothing is lost: the session's removal rolls back
+            log.warning("could not end a read-only transaction with COMMIT", exc_info=True)
+
+
+_WROTE = "portal_wrote"  # Connection.info: a statement other than a SELECT ran in the open transaction
+
+
+@event.listens_for(Engine, "begin")
+def _transaction_begins(connection) -> None:
+    connection.info.pop(_WROTE, None)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _note_writes(connection, _cursor, statement, _parameters, _context, _executemany) -> None:
+    if not statement.startswith("SELECT"):  # anything else may have written: never committed for it
+        connection.info[_WROTE] = True
 
 
 def insert_loaded(model, **fields):
