@@ -13,7 +13,7 @@ timeout to the QueueTimeOutURL, or nothing, as planned when the request arrived:
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db
@@ -44,7 +44,7 @@ INTERNAL_RESULT_URL = "https://internalsandbox.safaricom.co.ke/mpesa/b2cresults/
 WORKING_ACCOUNT_FUNDS = 900000.00  # the B2C working account is not modelled: a fixed figure
 
 
-def pay(asked: B2cRequest, app: SandboxApp, version: str) -> SandboxB2CPayment:
+def pay(asked: B2cRequest, app: SandboxApp | Row, version: str) -> SandboxB2CPayment:
     """Records a payout request (v3 requires OriginatorConversationID, unique per app); its
     outcome is planned here and applied by resolve_and_call_back."""
     originator = asked.OriginatorConversationID if version == "v3" else None
@@ -82,7 +82,7 @@ def pay(asked: B2cRequest, app: SandboxApp, version: str) -> SandboxB2CPayment:
     return payout
 
 
-def _taken(app: SandboxApp, originator: str) -> bool:
+def _taken(app: SandboxApp | Row, originator: str) -> bool:
     query = select(SandboxB2CPayment.id).where(
         SandboxB2CPayment.app_id == app.id, SandboxB2CPayment.originator_conversation_id == originator
     )

@@ -9,7 +9,7 @@ import json
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import Row, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,7 +26,7 @@ COMMANDS = {"CustomerPayBillOnline": "Pay Bill", "CustomerBuyGoodsOnline": "Buy 
 PENDING, VALIDATING, COMPLETED, REJECTED, CANCELLED = "pending", "validating", "completed", "rejected", "cancelled"
 
 
-def register(asked: C2bRegisterRequest, app: SandboxApp, version: str) -> SandboxC2BRegistration:
+def register(asked: C2bRegisterRequest, app: SandboxApp | Row, version: str) -> SandboxC2BRegistration:
     """Registers (or, as Daraja's sandbox allows, re-registers) `app`'s URLs for a shortcode."""
     shortcode = asked.ShortCode
     values = dict(
@@ -52,7 +52,7 @@ def register(asked: C2bRegisterRequest, app: SandboxApp, version: str) -> Sandbo
     raise AssertionError("a registration row both exists and does not")
 
 
-def simulate(asked: C2bSimulateRequest, app: SandboxApp) -> SandboxC2BPayment:
+def simulate(asked: C2bSimulateRequest, app: SandboxApp | Row) -> SandboxC2BPayment:
     """A customer pays `Amount` to a shortcode; what `app` registered for it decides who is told."""
     shortcode, command = asked.ShortCode, asked.CommandID
     # The account typed by the customer: required for a paybill, absent (or null) for a till.

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from portal.extensions import db, dialect_insert
 from portal.models import SandboxApp, SandboxKeyPair
@@ -79,7 +79,7 @@ def _private_key(pem: str) -> rsa.RSAPrivateKey:
     return serialization.load_pem_private_key(pem.encode(), password=None)
 
 
-def credential_is_valid(app: SandboxApp, initiator_name: str, credential: str) -> bool:
+def credential_is_valid(app: SandboxApp | Row, initiator_name: str, credential: str) -> bool:
     """Whether `credential` decrypts, with the simulator's key, to `app`'s initiator password and
     `initiator_name` is its initiator. Anything else (not base64, not for this key, the wrong
     password or name) is Daraja's "The initiator information is invalid"."""

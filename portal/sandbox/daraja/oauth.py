@@ -7,7 +7,7 @@ import secrets
 import string
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
 
 from portal.extensions import db
 from portal.models import SandboxApp, SandboxToken
@@ -52,14 +52,15 @@ def issue_token(authorization: str | None) -> SandboxToken:
     return token
 
 
-def check_bearer(authorization: str | None, family: str = "stk") -> SandboxApp:
-    """The app the bearer token was issued to. A missing, unknown or expired token is refused
-    the way that API family refuses it (reference §1.2, §9.1): `stk` 404.001.03; `c2b` (C2B and
-    Transaction Status) 404.001.04 without a bearer header, 400.003.01 for a bad token; `b2c`
-    401.002.01 naming the token."""
+def check_bearer(authorization: str | None, family: str = "stk") -> Row:
+    """The app the bearer token was issued to, as a row of its columns (id, name, initiator_name,
+    initiator_password): read, never changed, so no ORM object is built for it. A missing,
+    unknown or expired token is refused the way that API family refuses it (reference §1.2,
+    §9.1): `stk` 404.001.03; `c2b` (C2B and Transaction Status) 404.001.04 without a bearer
+    header, 400.003.01 for a bad token; `b2c` 401.002.01 naming the token."""
     bearer = (authorization or "").startswith("Bearer ")
     token = (authorization or "")[7:].strip() if bearer else ""
-    app = db.session.execute(_BEARER, {"token": token, "now": utcnow()}).scalars().first() if token else None
+    app = db.session.connection().execute(_BEARER, {"token": token, "now": utcnow()}).first() if token else None
     if app is not None:
         return app
     if family == "b2c":
@@ -71,9 +72,10 @@ def check_bearer(authorization: str | None, family: str = "stk") -> SandboxApp:
     raise SimError(404, "404.001.03", "Invalid Access Token")
 
 
+_APPS, _TOKENS = SandboxApp.__table__, SandboxToken.__table__
 _BEARER = (  # every simulated API call asks: one statement, built once
-    select(SandboxApp)
-    .join(SandboxToken, SandboxToken.app_id == SandboxApp.id)
-    .where(SandboxToken.token == bindparam("token"), SandboxToken.expires_at > bindparam("now"))
+    select(_APPS.c.id, _APPS.c.name, _APPS.c.initiator_name, _APPS.c.initiator_password)
+    .join(_TOKENS, _TOKENS.c.app_id == _APPS.c.id)
+    .where(_TOKENS.c.token == bindparam("token"), _TOKENS.c.expires_at > bindparam("now"))
     .limit(1)
 )

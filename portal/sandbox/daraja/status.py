@@ -7,7 +7,7 @@ C2B payments, and paid STK prompts to the shortcode queried."""
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_, update
+from sqlalchemy import Row, or_, update
 
 from portal.extensions import db
 from portal.models import SandboxApp, SandboxB2CPayment, SandboxC2BPayment, SandboxStatusQuery, SandboxStkRequest
@@ -28,7 +28,7 @@ REASONS = {
 }
 
 
-def query(asked: TransactionStatusRequest, app: SandboxApp) -> SandboxStatusQuery:
+def query(asked: TransactionStatusRequest, app: SandboxApp | Row) -> SandboxStatusQuery:
     transaction_id, original = asked.TransactionID, asked.original
     if transaction_id is None and original is None:  # nothing to look for
         raise invalid("TransactionID")

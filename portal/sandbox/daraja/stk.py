@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import redis
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.extensions import db, insert_loaded, loaded_after_commit
@@ -90,7 +90,7 @@ def prompt_timeout() -> float:
     return float(current_app.config["SANDBOX_PROMPT_TIMEOUT"])
 
 
-def push(asked: StkPushRequest, app: SandboxApp | None = None) -> SandboxStkRequest:
+def push(asked: StkPushRequest, app: SandboxApp | Row | None = None) -> SandboxStkRequest:
     """Opens a prompt on the subscriber's phone for `app`'s business (Daraja's STK push)."""
     shortcode = check_credentials(asked)
     try:
