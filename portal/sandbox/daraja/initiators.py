@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 
 from portal.extensions import db, dialect_insert
 from portal.models import SandboxApp, SandboxKeyPair
@@ -79,15 +79,21 @@ def _private_key(pem: str) -> rsa.RSAPrivateKey:
     return serialization.load_pem_private_key(pem.encode(), password=None)
 
 
+_INITIATOR = select(SandboxApp.initiator_name, SandboxApp.initiator_password).where(
+    SandboxApp.id == bindparam("app_id")
+)  # deferred on the model: only B2C and Transaction Status read them, in this one statement
+
+
 def credential_is_valid(app: SandboxApp | Row, initiator_name: str, credential: str) -> bool:
     """Whether `credential` decrypts, with the simulator's key, to `app`'s initiator password and
     `initiator_name` is its initiator. Anything else (not base64, not for this key, the wrong
     password or name) is Daraja's "The initiator information is invalid"."""
-    if not app.initiator_name or not app.initiator_password or initiator_name != app.initiator_name:
+    name, stored = db.session.execute(_INITIATOR, {"app_id": app.id}).one()
+    if not name or not stored or initiator_name != name:
         return False
     try:
         encrypted = base64.b64decode(credential, validate=True)
         password = _private_key(_key_pair()[1]).decrypt(encrypted, padding.PKCS1v15())
     except (binascii.Error, ValueError):  # not base64 (or not ASCII), or not a block for this key
         return False
-    return secrets.compare_digest(password, app.initiator_password.encode())
+    return secrets.compare_digest(password, stored.encode())

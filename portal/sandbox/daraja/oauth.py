@@ -53,11 +53,12 @@ def issue_token(authorization: str | None) -> SandboxToken:
 
 
 def check_bearer(authorization: str | None, family: str = "stk") -> Row:
-    """The app the bearer token was issued to, as a row of its columns (id, name, initiator_name,
-    initiator_password): read, never changed, so no ORM object is built for it. A missing,
-    unknown or expired token is refused the way that API family refuses it (reference §1.2,
-    §9.1): `stk` 404.001.03; `c2b` (C2B and Transaction Status) 404.001.04 without a bearer
-    header, 400.003.01 for a bad token; `b2c` 401.002.01 naming the token."""
+    """The app the bearer token was issued to, as a row of its id and name: read, never changed,
+    so no ORM object is built for it (B2C and Transaction Status read the app's initiator
+    themselves: initiators.credential_is_valid). A missing, unknown or expired token is refused
+    the way that API family refuses it (reference §1.2, §9.1): `stk` 404.001.03; `c2b` (C2B and
+    Transaction Status) 404.001.04 without a bearer header, 400.003.01 for a bad token; `b2c`
+    401.002.01 naming the token."""
     bearer = (authorization or "").startswith("Bearer ")
     token = (authorization or "")[7:].strip() if bearer else ""
     app = db.session.connection().execute(_BEARER, {"token": token, "now": utcnow()}).first() if token else None
@@ -74,7 +75,7 @@ def check_bearer(authorization: str | None, family: str = "stk") -> Row:
 
 _APPS, _TOKENS = SandboxApp.__table__, SandboxToken.__table__
 _BEARER = (  # every simulated API call asks: one statement, built once
-    select(_APPS.c.id, _APPS.c.name, _APPS.c.initiator_name, _APPS.c.initiator_password)
+    select(_APPS.c.id, _APPS.c.name)
     .join(_TOKENS, _TOKENS.c.app_id == _APPS.c.id)
     .where(_TOKENS.c.token == bindparam("token"), _TOKENS.c.expires_at > bindparam("now"))
     .limit(1)
