@@ -4,16 +4,29 @@ urllib3 is what `requests` is built on; called directly it costs a fraction of a
 CPU (`requests` merges settings, cookies, hooks and the environment's proxy settings on every
 call: half a millisecond of a push here). The environment's proxy settings are read once,
 when the pool is made; urllib3 drops a connection the server has closed before reusing it.
+
+A kept-alive connection is not reused once it has been idle IDLE_EXPIRY seconds. A server closes
+an idle connection after its own keep-alive time (gunicorn 2 s, uvicorn and Node 5 s, nginx
+75 s), and a request sent just before its close reaches it reaches a closed connection: the
+answer is "Remote end closed connection without response", which for a POST cannot be told from
+a request the provider took and then lost the answer of. So an STK push sent on such a
+connection ends with its outcome unknown although it never left. Dropping connections long
+before any usual keep-alive time ends (urllib3's pool is last-in, first-out, so under load the
+same few connections are reused and the idle ones wait at the bottom) closes that window; a
+fresh connection costs a connect (and a TLS handshake) only after a second without a call.
 """
 
 import os
 import threading
+import time
 import urllib.request
 from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 POOL_SIZE = 40  # connections kept per provider host: one per web thread
+IDLE_EXPIRY = 1.0  # seconds: below every usual server keep-alive time, less a far provider's one-way latency
 _pools: dict[tuple[str, str], urllib3.PoolManager] = {}
 _lock = threading.Lock()
 
@@ -32,7 +45,7 @@ def pool_for(base_url: str) -> urllib3.PoolManager:
     return pool
 
 
-def _make(scheme: str, host: str) -> urllib3.PoolManager:
+def _make(scheme: str, host: str, idle_expiry: float = IDLE_EXPIRY) -> urllib3.PoolManager:
     ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     options = {"maxsize": POOL_SIZE, "retries": False}
     if ca_bundle:
@@ -40,5 +53,31 @@ def _make(scheme: str, host: str) -> urllib3.PoolManager:
     proxies = urllib.request.getproxies()
     proxy = proxies.get(scheme)
     if proxy and not urllib.request.proxy_bypass_environment(host, proxies):
-        return urllib3.ProxyManager(proxy, **options)
-    return urllib3.PoolManager(**options)
+        manager = urllib3.ProxyManager(proxy, **options)
+    else:
+        manager = urllib3.PoolManager(**options)
+    manager.pool_classes_by_scheme = {
+        "http": _expiring(HTTPConnectionPool, idle_expiry),
+        "https": _expiring(HTTPSConnectionPool, idle_expiry),
+    }
+    return manager
+
+
+def _expiring(pool_class: type[HTTPConnectionPool], idle_expiry: float) -> type[HTTPConnectionPool]:
+    """`pool_class` whose kept-alive connections are closed, not reused, after `idle_expiry`
+    seconds idle (a closed connection reconnects when next used)."""
+
+    class Expiring(pool_class):
+        def _get_conn(self, timeout=None):
+            conn = super()._get_conn(timeout)
+            idle_since = getattr(conn, "idle_since", None)
+            if idle_since is not None and time.monotonic() - idle_since > idle_expiry:
+                conn.close()
+            return conn
+
+        def _put_conn(self, conn) -> None:
+            if conn is not None:
+                conn.idle_since = time.monotonic()
+            super()._put_conn(conn)
+
+    return Expiring

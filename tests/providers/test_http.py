@@ -1,8 +1,11 @@
 """Provider HTTP pools: an operator's proxy settings are honoured, read once per host."""
 
+import http.server
+import threading
+
 import urllib3
 
-from portal.providers.http import pool_for
+from portal.providers.http import IDLE_EXPIRY, _make, pool_for
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "no_proxy")
 
@@ -24,3 +27,46 @@ def test_without_a_proxy_the_pool_connects_directly(monkeypatch):
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     assert not isinstance(pool_for("https://daraja-direct.example"), urllib3.ProxyManager)
+
+
+class _Counting(http.server.BaseHTTPRequestHandler):
+    """Answers every request on a kept-alive connection and records the connection it came on."""
+
+    protocol_version = "HTTP/1.1"
+    connections: list = []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.connections.append(self.client_address)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+def _two_posts(idle_expiry: float) -> int:
+    """How many connections two POSTs in a row open to a server that keeps them alive."""
+    _Counting.connections = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pool = _make("http", "127.0.0.1", idle_expiry=idle_expiry)
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        for _ in range(2):
+            assert pool.request("POST", url, body=b"{}").status == 200
+        pool.clear()
+    finally:
+        server.shutdown()
+        server.server_close()
+    return len(set(_Counting.connections))
+
+
+def test_a_connection_idle_past_the_expiry_is_not_reused():
+    """A kept-alive connection is reused while fresh; once idle longer than the expiry it is
+    closed and the next call connects afresh (so no POST is sent as a server times it out)."""
+    assert _two_posts(idle_expiry=60.0) == 1
+    assert _two_posts(idle_expiry=0.0) == 2
+    assert 0 < IDLE_EXPIRY < 2.0  # below gunicorn's keep-alive, the shortest usual one
