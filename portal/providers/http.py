@@ -7,13 +7,13 @@ when the pool is made; urllib3 drops a connection the server has closed before r
 
 A kept-alive connection is not reused once it has been idle IDLE_EXPIRY seconds. A server closes
 an idle connection after its own keep-alive time (gunicorn 2 s, uvicorn and Node 5 s, nginx
-75 s), and a request sent just before its close reaches it reaches a closed connection: the
-answer is "Remote end closed connection without response", which for a POST cannot be told from
-a request the provider took and then lost the answer of. So an STK push sent on such a
-connection ends with its outcome unknown although it never left. Dropping connections long
-before any usual keep-alive time ends (urllib3's pool is last-in, first-out, so under load the
-same few connections are reused and the idle ones wait at the bottom) closes that window; a
-fresh connection costs a connect (and a TLS handshake) only after a second without a call.
+75 s), and a request that reaches it as it closes gets no answer at all ("Remote end closed
+connection without response"), which for a POST cannot be told from a request the provider took
+before the connection broke. So an STK push sent on such a connection ended with its outcome
+unknown although it was never taken. Dropping connections well before any usual keep-alive time
+ends closes that window (urllib3's pool is last in, first out, so under load a few connections
+stay busy and the rest wait, idle, at the bottom); a fresh connection costs a connect (and a TLS
+handshake) only after a second without a call.
 """
 
 import os

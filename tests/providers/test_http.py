@@ -1,4 +1,5 @@
-"""Provider HTTP pools: an operator's proxy settings are honoured, read once per host."""
+"""Provider HTTP pools: an operator's proxy settings are honoured, read once per host; a
+connection idle too long is not reused."""
 
 import http.server
 import threading
